@@ -1,0 +1,139 @@
+# memtrace build.
+#   make            build build/memtrace (installs missing dependencies first)
+#   make demo       build and trace the bundled demo program
+#   make test       build and run the unit and integration tests
+#   make install    install to $(PREFIX)/bin (default /usr/local)
+#   make V=1        show the commands
+SHELL := /bin/bash
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+PREFIX ?= /usr/local
+BUILD := build
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PYTHON ?= /usr/bin/python3
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration \
+	-MMD -MP -Iinclude -Iuser -I$(BUILD) -DMT_VERSION='"$(VERSION) ($(GIT_REV))"'
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -D__bpf__ -Wall \
+	-Iinclude -Ivmlinux -MMD -MP
+LIBS := -lbpf -ldw -lelf -lz -liberty
+
+# Pure modules: no BPF, no syscalls beyond stdio; linked into unit tests.
+PURE_SRCS := user/cli.c user/procmaps.c user/report.c user/render.c user/json_writer.c \
+	user/strutil.c user/pairmap.c
+SYS_SRCS := user/tracer.c user/elfsyms.c user/symbolizer.c user/target.c
+MAIN_SRC := user/main.c
+USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS) $(SYS_SRCS) $(MAIN_SRC))
+PURE_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
+
+PROG_C := $(wildcard tests/progs/*.c)
+PROG_CXX := $(wildcard tests/progs/*.cpp)
+PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
+	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
+# Test programs: known flags, frame pointers, no tail calls (each allocating
+# function must stay a frame), debug info for file:line.
+PROG_FLAGS := -O2 -g -fno-omit-frame-pointer -fno-optimize-sibling-calls -pthread
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps demo test unit integration install clean format
+all: $(BUILD)/memtrace
+
+# Run scripts/setup.sh only when a tool or library is missing.
+$(DEPS_STAMP): scripts/setup.sh
+	$(Q)mkdir -p $(BUILD)
+	$(Q)if command -v $(CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null \
+		&& pkg-config --atleast-version=1.4 libbpf 2>/dev/null \
+		&& pkg-config --atleast-version=0.192 libdw 2>/dev/null \
+		&& pkg-config --exists criterion 2>/dev/null \
+		&& [ -f /usr/include/libiberty/demangle.h ] \
+		&& $(PYTHON) -c 'import pytest' 2>/dev/null; then :; \
+	else \
+		echo "  SETUP    dependencies missing: running scripts/setup.sh"; \
+		bash scripts/setup.sh; \
+	fi
+	$(Q)touch $@
+
+deps: $(DEPS_STAMP)
+
+$(BUILD)/memtrace.bpf.o: bpf/memtrace.bpf.c $(DEPS_STAMP)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/memtrace.skel.h: $(BUILD)/memtrace.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name memtrace_bpf > $@
+
+$(BUILD)/user/tracer.o: $(BUILD)/memtrace.skel.h
+
+$(BUILD)/user/%.o: user/%.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/memtrace: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
+
+$(BUILD)/tests/unit/%.o: tests/unit/%.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -DMT_SRCDIR='"$(CURDIR)"' -c $< -o $@
+
+$(BUILD)/tests/unit_tests: $(UNIT_OBJS) $(PURE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -lcriterion -o $@
+
+$(BUILD)/tests/progs/%: tests/progs/%.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(PROG_FLAGS) $< -o $@
+
+$(BUILD)/tests/progs/%: tests/progs/%.cpp $(DEPS_STAMP)
+	$(call msg,CXX,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CXX) $(PROG_FLAGS) $< -o $@
+
+demo: $(BUILD)/memtrace $(BUILD)/tests/progs/demo
+	@echo "memtrace: tracing the bundled demo (tests/progs/demo.c)"
+	$(BUILD)/memtrace --min-age 0 -- $(BUILD)/tests/progs/demo
+
+unit: $(BUILD)/tests/unit_tests
+	$(Q)cd tests && ../$(BUILD)/tests/unit_tests --jobs 1
+
+integration: $(BUILD)/memtrace $(PROGS)
+	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: $(BUILD)/memtrace $(BUILD)/tests/unit_tests $(PROGS)
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory integration
+
+install: $(BUILD)/memtrace
+	install -D -m 0755 $(BUILD)/memtrace $(DESTDIR)$(PREFIX)/bin/memtrace
+
+format:
+	clang-format -i bpf/*.c user/*.c user/*.h include/*.h tests/unit/*.c tests/progs/*.c
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/user/*.d $(BUILD)/tests/unit/*.d $(BUILD)/*.d)

@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * memtrace BPF side: uprobes on the allocator's entry points keep the
+ * live allocations and per-stack aggregates in maps, so userspace reads
+ * aggregates and never a stream of events.
+ *
+ * Accounting rules (the ones peers get wrong):
+ *  - an allocator call made inside another (realloc -> malloc,
+ *    reallocarray -> realloc, realloc(p, 0) -> free) is counted once,
+ *    by the outermost call;
+ *  - realloc takes the old block out of the live set on entry and puts
+ *    it back if realloc fails, so a failed realloc loses nothing and a
+ *    block another thread gets at the old address is never confused
+ *    with the old one;
+ *  - NULL results are counted as failures, never recorded;
+ *  - live allocations are keyed by (tgid, address).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "memtrace.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Knobs, set by userspace between open and load. */
+const volatile __u64 min_size = 0;
+const volatile __u64 max_size = ~0ULL;
+const volatile __u32 stack_depth = MT_DEFAULT_DEPTH;
+
+/* Global outstanding bytes and its high-water mark. */
+__u64 outstanding_bytes = 0;
+__u64 peak_bytes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MT_DEFAULT_MAX_ALLOCS);
+	__type(key, struct mt_alloc_key);
+	__type(value, struct mt_alloc);
+} allocs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MT_DEFAULT_MAX_STACKS);
+	__type(key, struct mt_stats_key);
+	__type(value, struct mt_stats);
+} stats SEC(".maps");
+
+/* Content-addressed stack store: key is the hash of the frames. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MT_DEFAULT_MAX_STACKS);
+	__type(key, __u64);
+	__type(value, struct mt_stack);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_DEFAULT_MAX_THREADS);
+	__type(key, __u64);
+	__type(value, struct mt_call);
+} calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MT_CNT__COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Scratch space for one stack: too large for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mt_stack);
+} stack_buf SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		__sync_fetch_and_add(v, n);
+}
+
+static __always_inline __u64 mix(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* Stack ids are never 0: 0 means "no stack". */
+static __always_inline __u64 hash_stack(const struct mt_stack *s)
+{
+	__u64 h = 0x9e3779b97f4a7c15ULL ^ s->depth;
+
+	for (__u32 i = 0; i < MT_MAX_DEPTH; i++) {
+		if (i >= s->depth)
+			break;
+		h = mix(h ^ s->ips[i]) * 0x9e3779b97f4a7c15ULL;
+	}
+	h = mix(h);
+	return h ? h : 1;
+}
+
+/*
+ * Capture the user stack at the allocator's return: there regs->ip is
+ * the return address into the allocating function, so frame 0 is never
+ * missing. Frame-pointer walk by the kernel; another unwinder plugs in
+ * here. Returns the stack id, or 0 when nothing could be captured.
+ */
+static __always_inline __u64 capture_stack(struct pt_regs *ctx)
+{
+	__u32 zero = 0, size = stack_depth * sizeof(__u64);
+	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &zero);
+	long n;
+	__u64 id;
+
+	if (!s)
+		return 0;
+	if (size > sizeof(s->ips))
+		size = sizeof(s->ips);
+	n = bpf_get_stack(ctx, s->ips, size, BPF_F_USER_STACK);
+	if (n <= 0) {
+		count(MT_CNT_LOST_STACK_FAILED, 1);
+		return 0;
+	}
+	s->depth = n / sizeof(__u64);
+	s->flags = 0;
+	id = hash_stack(s);
+	n = bpf_map_update_elem(&stacks, &id, s, BPF_NOEXIST);
+	if (n && n != -17 /* EEXIST */) {
+		count(MT_CNT_LOST_STACKS_FULL, 1);
+		return 0;
+	}
+	return id;
+}
+
+static __always_inline void stats_add(__u32 tgid, __u64 stack_id, __u64 size)
+{
+	struct mt_stats_key k = { .tgid = tgid, .stack_id = stack_id };
+	struct mt_stats *st = bpf_map_lookup_elem(&stats, &k);
+
+	if (!st) {
+		struct mt_stats zero = {};
+		long err = bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
+
+		if (err && err != -17) {
+			count(MT_CNT_LOST_STATS_FULL, 1);
+			return;
+		}
+		st = bpf_map_lookup_elem(&stats, &k);
+		if (!st)
+			return;
+	}
+	__sync_fetch_and_add(&st->outstanding_bytes, size);
+	__sync_fetch_and_add(&st->outstanding_count, 1);
+	__sync_fetch_and_add(&st->alloc_bytes, size);
+	__sync_fetch_and_add(&st->alloc_count, 1);
+}
+
+static __always_inline void outstanding_add(__u64 size)
+{
+	__u64 now = __sync_fetch_and_add(&outstanding_bytes, size) + size;
+	__u64 peak = peak_bytes;
+
+	/* atomic max; a few tries are plenty with little contention */
+	for (int i = 0; i < 4 && now > peak; i++) {
+		__u64 seen = __sync_val_compare_and_swap(&peak_bytes, peak, now);
+
+		if (seen == peak)
+			break;
+		peak = seen;
+	}
+}
+
+/* A tracked block went away: take it out of its stack's numbers. */
+static __always_inline void account_free(__u32 tgid, const struct mt_alloc *a)
+{
+	struct mt_stats_key k = { .tgid = tgid, .stack_id = a->stack_id };
+	struct mt_stats *st = bpf_map_lookup_elem(&stats, &k);
+
+	if (st) {
+		__sync_fetch_and_add(&st->outstanding_bytes, -a->size);
+		__sync_fetch_and_add(&st->outstanding_count, -1);
+		__sync_fetch_and_add(&st->free_bytes, a->size);
+		__sync_fetch_and_add(&st->free_count, 1);
+	}
+	count(MT_CNT_FREE_COUNT, 1);
+	count(MT_CNT_FREE_BYTES, a->size);
+	__sync_fetch_and_add(&outstanding_bytes, -a->size);
+}
+
+static __always_inline void record_alloc(struct pt_regs *ctx, __u32 tgid,
+					 __u64 addr, __u64 size)
+{
+	struct mt_alloc_key k = { .tgid = tgid, .addr = addr };
+	struct mt_alloc a = { .size = size };
+	long err;
+
+	if (size < min_size || size > max_size) {
+		count(MT_CNT_SIZE_FILTERED, 1);
+		return;
+	}
+	count(MT_CNT_ALLOC_COUNT, 1);
+	count(MT_CNT_ALLOC_BYTES, size);
+	a.stack_id = capture_stack(ctx);
+	a.ts_ns = bpf_ktime_get_ns();
+	err = bpf_map_update_elem(&allocs, &k, &a, BPF_NOEXIST);
+	if (err == -17) {
+		/* the old block's free was never seen: retire it first */
+		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
+
+		if (old) {
+			struct mt_alloc copy = *old;
+
+			account_free(tgid, &copy);
+		}
+		count(MT_CNT_LOST_STALE, 1);
+		err = bpf_map_update_elem(&allocs, &k, &a, BPF_ANY);
+	}
+	if (err) {
+		count(MT_CNT_LOST_ALLOCS_FULL, 1);
+		return;
+	}
+	stats_add(tgid, a.stack_id, size);
+	outstanding_add(size);
+}
+
+/* True when this thread is already inside an allocator call. */
+static __always_inline struct mt_call *outer_call(__u64 id, __u64 sp)
+{
+	struct mt_call *c = bpf_map_lookup_elem(&calls, &id);
+
+	/* a deeper stack pointer means nested; anything else is stale */
+	if (c && c->depth && sp < c->sp)
+		return c;
+	return NULL;
+}
+
+static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
+				 __u64 arg)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 sp = PT_REGS_SP(ctx);
+	struct mt_call *outer = outer_call(id, sp);
+	struct mt_call c = {};
+
+	if (outer) {
+		outer->depth++;
+		count(MT_CNT_NESTED, 1);
+		return 0;
+	}
+	c.size = size;
+	c.arg = arg;
+	c.sp = sp;
+	c.fn = fn;
+	c.depth = 1;
+	if ((fn == MT_FN_REALLOC || fn == MT_FN_REALLOCARRAY) && arg) {
+		struct mt_alloc_key k = { .tgid = id >> 32, .addr = arg };
+		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
+
+		if (old) {
+			c.old = *old;
+			c.old_found = !bpf_map_delete_elem(&allocs, &k);
+		}
+	}
+	if (bpf_map_update_elem(&calls, &id, &c, BPF_ANY)) {
+		count(MT_CNT_LOST_THREADS_FULL, 1);
+		if (c.old_found) {
+			struct mt_alloc_key k = { .tgid = id >> 32, .addr = arg };
+
+			bpf_map_update_elem(&allocs, &k, &c.old, BPF_NOEXIST);
+		}
+	}
+	return 0;
+}
+
+static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
+					  const struct mt_call *c, __u64 ret)
+{
+	struct mt_alloc_key k = { .tgid = tgid, .addr = c->arg };
+
+	if (!ret && c->size) {
+		/* failed: the old block is still live, put it back */
+		count(MT_CNT_ALLOC_FAILED, 1);
+		if (c->old_found)
+			bpf_map_update_elem(&allocs, &k, &c->old, BPF_NOEXIST);
+		return;
+	}
+	/* the old block is gone: moved, or freed by realloc(p, 0) */
+	if (c->old_found)
+		account_free(tgid, &c->old);
+	else if (c->arg)
+		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
+	if (ret)
+		record_alloc(ctx, tgid, ret, c->size);
+}
+
+static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct mt_call *p = bpf_map_lookup_elem(&calls, &id);
+	struct mt_call c;
+	__u64 ptr = 0;
+
+	if (!p)
+		return 0; /* entered before we attached */
+	if (p->depth > 1) {
+		p->depth--;
+		return 0;
+	}
+	c = *p;
+	bpf_map_delete_elem(&calls, &id);
+
+	switch (c.fn) {
+	case MT_FN_REALLOC:
+	case MT_FN_REALLOCARRAY:
+		leave_realloc(ctx, id >> 32, &c, ret);
+		return 0;
+	case MT_FN_POSIX_MEMALIGN:
+		/* returns 0 on success and stores the block in *memptr */
+		if (ret || bpf_probe_read_user(&ptr, sizeof(ptr), (void *)c.arg))
+			ptr = 0;
+		break;
+	default:
+		ptr = ret;
+	}
+	if (!ptr)
+		count(MT_CNT_ALLOC_FAILED, 1);
+	else
+		record_alloc(ctx, id >> 32, ptr, c.size);
+	return 0;
+}
+
+/* n * size, saturated: an overflowing request must not look like 0. */
+static __always_inline __u64 mul_sat(__u64 n, __u64 size)
+{
+	/* 32-bit halves, so clang does not emit a 128-bit multiply */
+	__u64 nh = n >> 32, nl = n & 0xffffffffULL;
+	__u64 sh = size >> 32, sl = size & 0xffffffffULL;
+	__u64 mid;
+
+	if (nh && sh)
+		return ~0ULL;
+	mid = nh * sl + nl * sh + ((nl * sl) >> 32);
+	if (mid >> 32)
+		return ~0ULL;
+	return n * size;
+}
+
+SEC("uprobe")
+int BPF_UPROBE(malloc_enter, __u64 size)
+{
+	return enter(ctx, MT_FN_MALLOC, size, 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(calloc_enter, __u64 n, __u64 size)
+{
+	return enter(ctx, MT_FN_CALLOC, mul_sat(n, size), 0);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(realloc_enter, void *ptr, __u64 size)
+{
+	return enter(ctx, MT_FN_REALLOC, size, (__u64)ptr);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(reallocarray_enter, void *ptr, __u64 n, __u64 size)
+{
+	return enter(ctx, MT_FN_REALLOCARRAY, mul_sat(n, size), (__u64)ptr);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(posix_memalign_enter, void **memptr, __u64 align, __u64 size)
+{
+	return enter(ctx, MT_FN_POSIX_MEMALIGN, size, (__u64)memptr);
+}
+
+/* aligned_alloc(align, size), memalign(align, size) */
+SEC("uprobe")
+int BPF_UPROBE(memalign_enter, __u64 align, __u64 size)
+{
+	return enter(ctx, MT_FN_MEMALIGN, size, 0);
+}
+
+/* valloc(size), pvalloc(size): the size asked for, not the rounded one */
+SEC("uprobe")
+int BPF_UPROBE(valloc_enter, __u64 size)
+{
+	return enter(ctx, MT_FN_VALLOC, size, 0);
+}
+
+SEC("uretprobe")
+int BPF_URETPROBE(alloc_return, void *ret)
+{
+	return leave(ctx, (__u64)ret);
+}
+
+SEC("uprobe")
+int BPF_UPROBE(free_enter, void *ptr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct mt_alloc_key k = { .tgid = id >> 32, .addr = (__u64)ptr };
+	struct mt_alloc *a, copy;
+
+	if (!ptr)
+		return 0;
+	if (outer_call(id, PT_REGS_SP(ctx))) {
+		/* realloc(p, 0) frees through free(): realloc accounts it */
+		count(MT_CNT_NESTED, 1);
+		return 0;
+	}
+	a = bpf_map_lookup_elem(&allocs, &k);
+	if (!a) {
+		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
+		return 0;
+	}
+	copy = *a;
+	/* a concurrent free of the same block (a double free) lost the race */
+	if (bpf_map_delete_elem(&allocs, &k))
+		return 0;
+	account_free(k.tgid, &copy);
+	return 0;
+}

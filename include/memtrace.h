@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The contract between the BPF programs and userspace: map keys and
+ * values, counter indices, allocator kinds. Fixed-width types only, so
+ * both sides see the same layout; sizes are checked at compile time.
+ */
+#ifndef MEMTRACE_H
+#define MEMTRACE_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+/* Frames kept per stack; bpf_get_stack() never returns more than
+ * kernel.perf_event_max_stack (127 by default). */
+#define MT_MAX_DEPTH 127
+#define MT_DEFAULT_DEPTH 64
+
+/* Default map sizes; all can be changed from the command line. */
+#define MT_DEFAULT_MAX_ALLOCS (1u << 20)
+#define MT_DEFAULT_MAX_STACKS (1u << 16)
+#define MT_DEFAULT_MAX_THREADS (1u << 14)
+
+/* Which allocator entry point a call came through. */
+enum mt_fn {
+	MT_FN_MALLOC,
+	MT_FN_CALLOC,
+	MT_FN_REALLOC,
+	MT_FN_REALLOCARRAY,
+	MT_FN_POSIX_MEMALIGN,
+	MT_FN_ALIGNED_ALLOC,
+	MT_FN_MEMALIGN,
+	MT_FN_VALLOC,
+	MT_FN_PVALLOC,
+	MT_FN_FREE,
+	MT_FN_CFREE,
+	MT_FN__COUNT,
+};
+
+/*
+ * Counters, per CPU. The first group are events, the second failures:
+ * every way an allocation or free can escape the accounting has one,
+ * and the report shows them all.
+ */
+enum mt_counter {
+	MT_CNT_ALLOC_COUNT,	/* successful allocations seen */
+	MT_CNT_ALLOC_BYTES,
+	MT_CNT_FREE_COUNT,	/* frees of tracked blocks (incl. realloc's) */
+	MT_CNT_FREE_BYTES,
+	MT_CNT_ALLOC_FAILED,	/* allocator returned NULL: not recorded */
+	MT_CNT_NESTED,		/* allocator calls made inside another: skipped */
+	MT_CNT_SIZE_FILTERED,	/* outside --min-size/--max-size */
+	MT_CNT__EVENTS,
+	MT_CNT_LOST_ALLOCS_FULL = MT_CNT__EVENTS, /* allocs map full */
+	MT_CNT_LOST_STATS_FULL,	/* per-stack stats map full */
+	MT_CNT_LOST_STACKS_FULL, /* stack store full */
+	MT_CNT_LOST_STACK_FAILED, /* no frame could be read */
+	MT_CNT_LOST_THREADS_FULL, /* per-thread call state map full */
+	MT_CNT_LOST_FREE_UNTRACKED, /* free of a block not seen allocated */
+	MT_CNT_LOST_STALE,	/* address allocated twice without a free seen */
+	MT_CNT__COUNT,
+};
+
+/* Live allocation, keyed by process and address. */
+struct mt_alloc_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 addr;
+};
+
+struct mt_alloc {
+	__u64 size;
+	__u64 ts_ns;		/* CLOCK_MONOTONIC at allocation */
+	__u64 stack_id;		/* content hash of the stack */
+};
+
+/* Per (process, stack) aggregates. */
+struct mt_stats_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 stack_id;
+};
+
+struct mt_stats {
+	__u64 outstanding_bytes;
+	__u64 outstanding_count;
+	__u64 alloc_bytes;
+	__u64 alloc_count;
+	__u64 free_bytes;
+	__u64 free_count;
+};
+
+/* A stack; ips[0] is the return address into the allocating function. */
+struct mt_stack {
+	__u32 depth;
+	__u32 flags;
+	__u64 ips[MT_MAX_DEPTH];
+};
+
+/* State of one thread between an allocator's entry and its return. */
+struct mt_call {
+	__u64 size;
+	__u64 arg;		/* realloc: old pointer; posix_memalign: memptr */
+	__u64 sp;		/* stack pointer at entry: detects stale state */
+	struct mt_alloc old;	/* realloc: the old block, held until return */
+	__u32 fn;
+	__u32 depth;		/* > 1: nested allocator calls in flight */
+	__u32 old_found;
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct mt_alloc_key) == 16, "mt_alloc_key layout");
+_Static_assert(sizeof(struct mt_alloc) == 24, "mt_alloc layout");
+_Static_assert(sizeof(struct mt_stats_key) == 16, "mt_stats_key layout");
+_Static_assert(sizeof(struct mt_stats) == 48, "mt_stats layout");
+_Static_assert(sizeof(struct mt_stack) == 8 + 8 * MT_MAX_DEPTH, "mt_stack layout");
+_Static_assert(sizeof(struct mt_call) == 64, "mt_call layout");
+
+#endif /* MEMTRACE_H */

@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include "cli.h"
+#include "memtrace.h"
+#include "strutil.h"
+
+enum {
+	OPT_MIN_AGE = 256,
+	OPT_MIN_SIZE,
+	OPT_MAX_SIZE,
+	OPT_FORMAT,
+	OPT_MAX_DEPTH,
+	OPT_MAX_ALLOCS,
+	OPT_MAX_STACKS,
+};
+
+static const struct option long_opts[] = {
+	{ "pid", required_argument, NULL, 'p' },
+	{ "interval", required_argument, NULL, 'i' },
+	{ "duration", required_argument, NULL, 'd' },
+	{ "top", required_argument, NULL, 'n' },
+	{ "min-age", required_argument, NULL, OPT_MIN_AGE },
+	{ "min-size", required_argument, NULL, OPT_MIN_SIZE },
+	{ "max-size", required_argument, NULL, OPT_MAX_SIZE },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "json", no_argument, NULL, 'j' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
+	{ "max-allocs", required_argument, NULL, OPT_MAX_ALLOCS },
+	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{},
+};
+
+const char *mt_cli__usage(void)
+{
+	return "Usage: memtrace [OPTIONS] -p PID[,PID...]\n"
+	       "       memtrace [OPTIONS] -- COMMAND [ARGS...]\n"
+	       "Try 'memtrace --help' for more information.\n";
+}
+
+const char *mt_cli__help(void)
+{
+	return
+"memtrace - who holds memory in a running process, from its call stacks\n"
+"\n"
+"Usage: memtrace [OPTIONS] -p PID[,PID...]       attach to running processes\n"
+"       memtrace [OPTIONS] -- COMMAND [ARGS...]  run COMMAND and trace it from\n"
+"                                                its first allocation\n"
+"\n"
+"Traces malloc, calloc, realloc, reallocarray, free, posix_memalign,\n"
+"aligned_alloc, memalign, valloc and pvalloc in glibc with uprobes, without\n"
+"recompiling or restarting the target. Reports the call stacks holding the\n"
+"most memory and the allocations that look like leaks. Needs root (or\n"
+"CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE and CAP_SYS_RESOURCE).\n"
+"\n"
+"Targets:\n"
+"  -p, --pid PID[,PID...]   trace these processes (all their threads)\n"
+"  -- COMMAND [ARGS...]     run COMMAND with its stdin/stdout/stderr; memtrace\n"
+"                           exits with COMMAND's exit status\n"
+"\n"
+"When to report (a report is always printed at the end: on Ctrl-C/SIGTERM,\n"
+"when --duration ends, or when every target has exited):\n"
+"  -i, --interval SEC       also print a report every SEC seconds\n"
+"  -d, --duration SEC       stop tracing after SEC seconds\n"
+"\n"
+"What to report:\n"
+"  -n, --top N              show the N stacks holding the most (0 = all;\n"
+"                           default 10)\n"
+"      --min-age SEC        allocations older than SEC are leak candidates\n"
+"                           (default 5); all that an exited process never\n"
+"                           freed is always a leak candidate\n"
+"      --min-size BYTES     only trace allocations of at least BYTES\n"
+"      --max-size BYTES     only trace allocations of at most BYTES\n"
+"                           (sizes take K, M, G suffixes)\n"
+"      --format text|json   output format (default text); JSON is one object\n"
+"                           per report and line, see docs/json-format.md\n"
+"  -j, --json               same as --format json\n"
+"  -o, --output FILE        write reports to FILE instead of stdout\n"
+"\n"
+"Limits (every event that does not fit is counted under 'lost'):\n"
+"      --max-depth N        frames kept per stack (default 64, at most 127)\n"
+"      --max-allocs N       live allocations tracked (default 1048576)\n"
+"      --max-stacks N       distinct stacks tracked (default 65536)\n"
+"\n"
+"  -v, --verbose            say what is attached where (stderr); twice: libbpf\n"
+"  -V, --version            print the version and exit\n"
+"  -h, --help               print this help and exit\n"
+"\n"
+"Exit status: 0 success; 1 runtime failure (no privileges, BPF unavailable,\n"
+"attach failed); 2 bad usage (unknown option, bad value, no such process,\n"
+"command not found). With -- COMMAND: COMMAND's status (128+N if killed by\n"
+"signal N) once it ran.\n"
+"\n"
+"Examples:\n"
+"  sudo memtrace -p 1234 -i 10           report every 10 s until Ctrl-C\n"
+"  sudo memtrace --json -o out.json -- ./server --port 8080\n"
+"  sudo memtrace -p 1234 -d 60 --min-age 30 -n 0\n";
+}
+
+void mt_cli__defaults(struct mt_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->top = 10;
+	o->min_age_s = 5;
+	o->max_size = ~0ULL;
+	o->format = MT_FMT_TEXT;
+	o->max_depth = MT_DEFAULT_DEPTH;
+	o->max_allocs = MT_DEFAULT_MAX_ALLOCS;
+	o->max_stacks = MT_DEFAULT_MAX_STACKS;
+}
+
+int mt_cli__parse_pids(const char *s, struct mt_opts *o, char *err, size_t errlen)
+{
+	char buf[1024], *tok, *save = NULL;
+
+	if (strlen(s) >= sizeof(buf) || !*s) {
+		snprintf(err, errlen, "invalid PID list '%s'", s);
+		return -EINVAL;
+	}
+	strcpy(buf, s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint64_t v;
+
+		if (mt_parse_u64(tok, &v) || v == 0 || v > 0x3fffffff) {
+			snprintf(err, errlen, "invalid PID '%s': expected a positive number", tok);
+			return -EINVAL;
+		}
+		if (o->npids == MT_MAX_PIDS) {
+			snprintf(err, errlen, "too many PIDs (at most %d)", MT_MAX_PIDS);
+			return -E2BIG;
+		}
+		o->pids[o->npids++] = (pid_t)v;
+	}
+	if (s[strlen(s) - 1] == ',' || s[0] == ',') {
+		snprintf(err, errlen, "invalid PID list '%s'", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int seconds_opt(const char *name, const char *arg, double *out, char *err,
+		       size_t errlen)
+{
+	if (mt_parse_seconds(arg, out)) {
+		snprintf(err, errlen, "invalid %s '%s': expected a non-negative number of seconds",
+			 name, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int count_opt(const char *name, const char *arg, uint64_t lo, uint64_t hi,
+		     uint64_t *out, char *err, size_t errlen)
+{
+	if (mt_parse_u64(arg, out) || *out < lo || *out > hi) {
+		snprintf(err, errlen, "invalid %s '%s': expected a whole number from %llu to %llu",
+			 name, arg, (unsigned long long)lo, (unsigned long long)hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int size_opt(const char *name, const char *arg, uint64_t *out, char *err,
+		    size_t errlen)
+{
+	if (mt_parse_size(arg, out)) {
+		snprintf(err, errlen, "invalid %s '%s': expected bytes, e.g. 4096 or 4K", name, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_t errlen)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'p':
+		return mt_cli__parse_pids(arg, o, err, errlen);
+	case 'i':
+		if (seconds_opt("interval", arg, &o->interval_s, err, errlen))
+			return -EINVAL;
+		if (o->interval_s == 0) {
+			snprintf(err, errlen, "invalid interval '%s': must be greater than 0", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case 'd':
+		if (seconds_opt("duration", arg, &o->duration_s, err, errlen))
+			return -EINVAL;
+		if (o->duration_s == 0) {
+			snprintf(err, errlen, "invalid duration '%s': must be greater than 0", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case 'n':
+		return count_opt("top", arg, 0, UINT32_MAX, &o->top, err, errlen);
+	case OPT_MIN_AGE:
+		return seconds_opt("min-age", arg, &o->min_age_s, err, errlen);
+	case OPT_MIN_SIZE:
+		return size_opt("min-size", arg, &o->min_size, err, errlen);
+	case OPT_MAX_SIZE:
+		return size_opt("max-size", arg, &o->max_size, err, errlen);
+	case OPT_FORMAT:
+		if (!strcmp(arg, "text"))
+			o->format = MT_FMT_TEXT;
+		else if (!strcmp(arg, "json"))
+			o->format = MT_FMT_JSON;
+		else {
+			snprintf(err, errlen, "invalid format '%s': expected text or json", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case 'j':
+		o->format = MT_FMT_JSON;
+		return 0;
+	case 'o':
+		if (!*arg) {
+			snprintf(err, errlen, "invalid output: empty file name");
+			return -EINVAL;
+		}
+		o->output = arg;
+		return 0;
+	case OPT_MAX_DEPTH:
+		if (count_opt("max-depth", arg, 1, MT_MAX_DEPTH, &v, err, errlen))
+			return -EINVAL;
+		o->max_depth = v;
+		return 0;
+	case OPT_MAX_ALLOCS:
+		return count_opt("max-allocs", arg, 1, 1u << 28, &o->max_allocs, err, errlen);
+	case OPT_MAX_STACKS:
+		return count_opt("max-stacks", arg, 1, 1u << 24, &o->max_stacks, err, errlen);
+	case 'v':
+		o->verbose++;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+enum mt_cli_action mt_cli__parse(int argc, char **argv, struct mt_opts *o,
+				 char *err, size_t errlen)
+{
+	int c;
+
+	mt_cli__defaults(o);
+	err[0] = 0;
+	optind = 0; /* full reset: parse may run more than once (tests) */
+	opterr = 0;
+	/* '+': stop at the first non-option, so COMMAND keeps its flags */
+	while ((c = getopt_long(argc, argv, "+:p:i:d:n:o:jvVh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			return MT_CLI_HELP;
+		case 'V':
+			return MT_CLI_VERSION;
+		case '?':
+			if (optopt)
+				snprintf(err, errlen, "unknown option '-%c'", optopt);
+			else
+				snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
+			return MT_CLI_ERROR;
+		case ':':
+			snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+			return MT_CLI_ERROR;
+		default:
+			if (parse_one(c, optarg, o, err, errlen))
+				return MT_CLI_ERROR;
+		}
+	}
+	if (optind < argc)
+		o->cmd = &argv[optind];
+	if (o->npids && o->cmd) {
+		snprintf(err, errlen, "give either -p PID or -- COMMAND, not both");
+		return MT_CLI_ERROR;
+	}
+	if (!o->npids && !o->cmd) {
+		snprintf(err, errlen, "nothing to trace: give -p PID or -- COMMAND");
+		return MT_CLI_ERROR;
+	}
+	if (o->min_size > o->max_size) {
+		snprintf(err, errlen, "--min-size is larger than --max-size");
+		return MT_CLI_ERROR;
+	}
+	return MT_CLI_RUN;
+}

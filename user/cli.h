@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Command-line parsing and validation: pure, prints nothing. */
+#ifndef MT_CLI_H
+#define MT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MT_MAX_PIDS 64
+
+/* Exit codes: documented in README.md and `memtrace --help`. */
+enum mt_exit {
+	MT_EXIT_OK = 0,
+	MT_EXIT_RUNTIME = 1,
+	MT_EXIT_USAGE = 2,
+};
+
+enum mt_format { MT_FMT_TEXT, MT_FMT_JSON };
+
+struct mt_opts {
+	pid_t pids[MT_MAX_PIDS];
+	int npids;
+	char **cmd;		/* argv of the command to run, or NULL */
+	double interval_s;	/* 0: report only at the end */
+	double duration_s;	/* 0: until the targets exit or a signal */
+	uint64_t top;		/* 0: all */
+	double min_age_s;
+	uint64_t min_size;
+	uint64_t max_size;
+	enum mt_format format;
+	const char *output;	/* NULL: stdout */
+	int verbose;
+	uint32_t max_depth;
+	uint64_t max_allocs;
+	uint64_t max_stacks;
+};
+
+enum mt_cli_action {
+	MT_CLI_RUN,
+	MT_CLI_HELP,
+	MT_CLI_VERSION,
+	MT_CLI_ERROR,		/* err holds one line; exit MT_EXIT_USAGE */
+};
+
+void mt_cli__defaults(struct mt_opts *o);
+/* Parse argv into o. On MT_CLI_ERROR, err holds the message. */
+enum mt_cli_action mt_cli__parse(int argc, char **argv, struct mt_opts *o,
+				 char *err, size_t errlen);
+/* PIDs: "123" or "1,2,3". 0 or -EINVAL/-E2BIG, with the bad token in err. */
+int mt_cli__parse_pids(const char *s, struct mt_opts *o, char *err, size_t errlen);
+const char *mt_cli__usage(void);
+const char *mt_cli__help(void);
+
+#endif

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Function symbols of an ELF file, as file offsets for uprobes. */
+#ifndef MT_ELFSYMS_H
+#define MT_ELFSYMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * For each of names[0..n), store the file offset of the defined function
+ * of that name in offs[i], or 0 when the file does not define it.
+ * Looks in .symtab, then .dynsym (distribution libraries are stripped).
+ * Returns 0 or -errno.
+ */
+int mt_elf__func_offsets(const char *path, const char *const *names, size_t n,
+			 uint64_t *offs);
+/* 1 if the ELF file has a PT_INTERP (dynamically linked), 0 if not, -errno. */
+int mt_elf__is_dynamic(const char *path);
+
+#endif

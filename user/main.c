@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * memtrace: the command. Parses the command line, checks what can be
+ * checked before touching BPF, attaches, runs the event loop and prints
+ * reports. The only module that writes to the user.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include "cli.h"
+#include "render.h"
+#include "report.h"
+#include "symbolizer.h"
+#include "target.h"
+#include "tracer.h"
+
+#define REFRESH_MS 1000	/* re-read the targets' mappings this often */
+#define MAX_INLINE_PER_ADDR 16
+
+struct target {
+	struct mt_proc info;
+	int pidfd;		/* -p targets: readable on exit; else -1 */
+};
+
+struct app {
+	struct mt_opts o;
+	struct mt_tracer *tracer;
+	struct mt_symbolizer *sym;
+	struct target targets[MT_MAX_PIDS];
+	struct mt_proc procs[MT_MAX_PIDS];
+	int ntargets;
+	struct mt_child child;
+	bool have_child;
+	FILE *out;
+	int sigfd;
+	double start_s;
+	int stop_signal;	/* signal that ended tracing, 0 if none */
+};
+
+static void error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("Error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int verbose;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && verbose < 2)
+		return 0;
+	if (level == LIBBPF_INFO && verbose < 1)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Root, or the capabilities BPF tracing of other processes needs. */
+static bool privileged(void)
+{
+	static const int need[] = { CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE };
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = {};
+
+	if (geteuid() == 0)
+		return true;
+	if (syscall(SYS_capget, &h, d))
+		return false;
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (!(d[need[i] / 32].effective & (1u << (need[i] % 32))))
+			return false;
+	return true;
+}
+
+static int check_environment(void)
+{
+	const char *btf = getenv("MEMTRACE_SYSFS_BTF");
+
+	if (!privileged()) {
+		error("memtrace needs root, or CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE "
+		      "(try: sudo memtrace ...)");
+		return MT_EXIT_RUNTIME;
+	}
+	if (!btf)
+		btf = "/sys/kernel/btf/vmlinux";
+	if (access(btf, R_OK)) {
+		error("kernel has no BTF (%s missing): memtrace needs a kernel built "
+		      "with CONFIG_DEBUG_INFO_BTF=y", btf);
+		return MT_EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static int check_targets(struct app *a, char *cmd_path, size_t len)
+{
+	for (int i = 0; i < a->o.npids; i++) {
+		int err = mt_target__check_pid(a->o.pids[i]);
+
+		if (err == -ESRCH) {
+			error("no process with PID %d", a->o.pids[i]);
+			return MT_EXIT_USAGE;
+		}
+		if (err) {
+			error("cannot read /proc/%d/maps: %s", a->o.pids[i], strerror(-err));
+			return MT_EXIT_RUNTIME;
+		}
+	}
+	if (a->o.cmd) {
+		int err = mt_target__resolve_cmd(a->o.cmd[0], cmd_path, len);
+
+		if (err == -ENOENT) {
+			error("command not found: %s", a->o.cmd[0]);
+			return MT_EXIT_USAGE;
+		}
+		if (err) {
+			error("cannot execute %s: %s", a->o.cmd[0], strerror(-err));
+			return MT_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info *info, int n)
+{
+	if (!verbose)
+		return;
+	fprintf(stderr, "memtrace: PID %d: probes in %s:\n", pid, lib);
+	for (int i = 0; i < n; i++) {
+		fprintf(stderr, "memtrace:   %-15s +0x%llx", info[i].name,
+			(unsigned long long)info[i].offset);
+		if (info[i].alias_of)
+			fprintf(stderr, " (alias of %s, probed once)", info[i].alias_of);
+		fputc('\n', stderr);
+	}
+}
+
+static int attach(struct app *a, pid_t pid, const char *lib)
+{
+	struct mt_probe_info info[MT_FN__COUNT];
+	int n, err = mt_tracer__attach(a->tracer, pid, lib, info, &n);
+
+	if (err == -ENOENT) {
+		error("%s does not define malloc and free: cannot trace PID %d", lib, pid);
+		return MT_EXIT_RUNTIME;
+	}
+	if (err) {
+		error("attaching uprobes to %s for PID %d failed: %s", lib, pid, strerror(-err));
+		return MT_EXIT_RUNTIME;
+	}
+	print_probes(pid, lib, info, n);
+	return 0;
+}
+
+static struct target *add_target(struct app *a, pid_t pid)
+{
+	struct target *t = &a->targets[a->ntargets++];
+
+	memset(t, 0, sizeof(*t));
+	t->info.pid = pid;
+	t->pidfd = -1;
+	return t;
+}
+
+/* Re-read what a live target maps, so its stacks resolve after it exits. */
+static void refresh(struct app *a, struct target *t)
+{
+	if (t->info.exited)
+		return;
+	mt_symbolizer__add_process(a->sym, t->info.pid);
+	mt_target__proc_info(t->info.pid, &t->info);
+}
+
+static int attach_pids(struct app *a)
+{
+	char lib[4200];
+
+	for (int i = 0; i < a->o.npids; i++) {
+		pid_t pid = a->o.pids[i];
+		struct target *t = add_target(a, pid);
+		int err = mt_target__find_libc(pid, lib, sizeof(lib));
+
+		if (err) {
+			error("PID %d maps no glibc libc.so.6 (statically linked, or another "
+			      "libc): not supported yet", pid);
+			return MT_EXIT_RUNTIME;
+		}
+		if ((err = attach(a, pid, lib)))
+			return err;
+		t->pidfd = mt_target__pidfd(pid);
+		refresh(a, t);
+	}
+	return 0;
+}
+
+static int start_command(struct app *a, const char *path)
+{
+	char lib[4200];
+	struct target *t;
+	int err;
+
+	/* the command will load the system's libc: the one memtrace uses */
+	if (mt_target__find_libc(getpid(), lib, sizeof(lib))) {
+		error("cannot find the system libc.so.6");
+		return MT_EXIT_RUNTIME;
+	}
+	err = mt_target__spawn(a->o.cmd, path, &a->child);
+	if (err) {
+		error("cannot start %s: %s", a->o.cmd[0], strerror(-err));
+		return MT_EXIT_RUNTIME;
+	}
+	a->have_child = true;
+	t = add_target(a, a->child.pid);
+	snprintf(t->info.exe, sizeof(t->info.exe), "%s", path);
+	snprintf(t->info.comm, sizeof(t->info.comm), "%.15s",
+		 strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
+	if ((err = attach(a, a->child.pid, lib))) {
+		kill(a->child.pid, SIGKILL);
+		while (mt_target__poll(&a->child) != MT_CHILD_EXITED)
+			usleep(1000);
+		a->have_child = false;
+		return err;
+	}
+	err = mt_target__release(&a->child);
+	if (err) {
+		error("cannot execute %s: %s", a->o.cmd[0], strerror(-err));
+		a->have_child = false;
+		return MT_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void symbolize_entry(struct app *a, struct mt_entry *e)
+{
+	struct mt_frame buf[MAX_INLINE_PER_ADDR];
+	struct mt_stack *st;
+	size_t n = 0, cap = 0, skip;
+
+	if (e->frames || !e->stack_id)
+		return;
+	st = malloc(sizeof(*st));
+	if (!st || mt_tracer__stack(a->tracer, e->stack_id, st)) {
+		free(st);
+		return;
+	}
+	for (__u32 i = 0; i < st->depth && i < MT_MAX_DEPTH; i++) {
+		size_t k = mt_symbolizer__lookup(a->sym, e->pid, st->ips[i], buf,
+						 MAX_INLINE_PER_ADDR);
+
+		if (n + k > cap) {
+			struct mt_frame *nf;
+
+			cap = (n + k) * 2;
+			nf = realloc(e->frames, cap * sizeof(*nf));
+			if (!nf)
+				break;
+			e->frames = nf;
+		}
+		memcpy(e->frames + n, buf, k * sizeof(*buf));
+		n += k;
+	}
+	free(st);
+	skip = mt_frames__skip_allocator(e->frames, n);
+	memmove(e->frames, e->frames + skip, (n - skip) * sizeof(*e->frames));
+	e->nframes = n - skip;
+}
+
+static int report(struct app *a, bool final)
+{
+	struct mt_render_opts ro = { .min_age_s = a->o.min_age_s };
+	struct mt_report_opts o = {
+		.top = a->o.top,
+		.min_age_ns = (uint64_t)(a->o.min_age_s * 1e9),
+		.duration_s = now_s() - a->start_s,
+		.final = final,
+	};
+	struct mt_snapshot snap;
+	struct mt_report r;
+	int err;
+
+	err = mt_tracer__snapshot(a->tracer, &snap);
+	if (err) {
+		error("reading the BPF maps failed: %s", strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < a->ntargets; i++)
+		a->procs[i] = a->targets[i].info;
+	err = mt_report__build(&snap, a->procs, a->ntargets, &o, &r);
+	mt_snapshot__clear(&snap);
+	if (err) {
+		error("building the report failed: %s", strerror(-err));
+		return err;
+	}
+	for (size_t i = 0; i < r.ntop; i++)
+		symbolize_entry(a, &r.entries[r.top[i]]);
+	for (size_t i = 0; i < r.nleaks; i++)
+		symbolize_entry(a, &r.entries[r.leaks[i]]);
+	if (a->o.format == MT_FMT_JSON)
+		mt_render__json(&r, &ro, a->out);
+	else
+		mt_render__text(&r, &ro, a->out);
+	fflush(a->out);
+	mt_report__clear(&r);
+	return 0;
+}
+
+static bool all_exited(struct app *a)
+{
+	for (int i = 0; i < a->ntargets; i++)
+		if (!a->targets[i].info.exited)
+			return false;
+	return true;
+}
+
+static void on_child(struct app *a)
+{
+	enum mt_child_event ev;
+
+	while (a->have_child && (ev = mt_target__poll(&a->child)) != MT_CHILD_NONE) {
+		struct target *t = &a->targets[0];
+
+		if (ev == MT_CHILD_EXITING) {
+			/* last chance to read its mappings */
+			refresh(a, t);
+			mt_target__resume(&a->child);
+		} else if (ev == MT_CHILD_EXITED) {
+			t->info.exited = true;
+		}
+	}
+}
+
+/* A signal to memtrace. Returns true when tracing should stop now. */
+static bool on_signal(struct app *a, const struct signalfd_siginfo *si)
+{
+	if (si->ssi_signo == SIGCHLD) {
+		on_child(a);
+		return false;
+	}
+	/* with a command: pass a kill(1)'d signal on and wait for it to
+	 * exit (a terminal's Ctrl-C reached it already); a second one stops */
+	if (a->have_child && !a->child.exited && !a->stop_signal) {
+		a->stop_signal = si->ssi_signo;
+		if ((int)si->ssi_code == SI_USER || (int)si->ssi_code == SI_QUEUE)
+			kill(a->child.pid, si->ssi_signo);
+		return false;
+	}
+	a->stop_signal = si->ssi_signo;
+	return true;
+}
+
+static int setup_signals(struct app *a)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	a->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return a->sigfd < 0 ? -errno : 0;
+}
+
+static int poll_timeout(struct app *a, double next_report, double end)
+{
+	double t = now_s(), until = t + REFRESH_MS / 1000.0;
+
+	if (next_report && next_report < until)
+		until = next_report;
+	if (end && end < until)
+		until = end;
+	return until <= t ? 0 : (int)((until - t) * 1000) + 1;
+}
+
+static int run(struct app *a)
+{
+	double next_report = a->o.interval_s ? a->start_s + a->o.interval_s : 0;
+	double end = a->o.duration_s ? a->start_s + a->o.duration_s : 0;
+	double next_refresh = now_s() + REFRESH_MS / 1000.0;
+
+	on_child(a); /* the command may be gone already */
+	while (!all_exited(a)) {
+		struct pollfd pfd[MT_MAX_PIDS + 1];
+		int n = 0;
+
+		pfd[n++] = (struct pollfd){ .fd = a->sigfd, .events = POLLIN };
+		for (int i = 0; i < a->ntargets; i++)
+			pfd[n++] = (struct pollfd){ .fd = a->targets[i].info.exited ? -1 :
+							a->targets[i].pidfd, .events = POLLIN };
+		if (poll(pfd, n, poll_timeout(a, next_report, end)) < 0 && errno != EINTR)
+			return -errno;
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			bool stop = false;
+
+			while (read(a->sigfd, &si, sizeof(si)) == sizeof(si))
+				stop |= on_signal(a, &si);
+			if (stop)
+				break;
+		}
+		for (int i = 1; i < n; i++)
+			if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLIN | POLLHUP)))
+				a->targets[i - 1].info.exited = true;
+		if (now_s() >= next_refresh) {
+			for (int i = 0; i < a->ntargets; i++)
+				refresh(a, &a->targets[i]);
+			next_refresh = now_s() + REFRESH_MS / 1000.0;
+		}
+		if (end && now_s() >= end)
+			break;
+		if (next_report && now_s() >= next_report) {
+			report(a, false);
+			next_report += a->o.interval_s;
+		}
+	}
+	return report(a, true);
+}
+
+static void cleanup(struct app *a)
+{
+	for (int i = 0; i < a->ntargets; i++)
+		if (a->targets[i].pidfd >= 0)
+			close(a->targets[i].pidfd);
+	mt_tracer__free(a->tracer);
+	mt_symbolizer__free(a->sym);
+	if (a->out && a->out != stdout)
+		fclose(a->out);
+	if (a->sigfd > 0)
+		close(a->sigfd);
+}
+
+static int exit_code(struct app *a, int rc)
+{
+	if (rc)
+		return rc;
+	if (a->have_child && a->child.exited)
+		return mt_target__exit_code(&a->child);
+	return MT_EXIT_OK;
+}
+
+static void raise_nofile_limit(void)
+{
+	struct rlimit r;
+
+	/* one descriptor per mapped file of every target, plus probes */
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct app app = { .sigfd = -1 };
+	struct mt_tracer_opts to;
+	char err[512], cmd_path[4096];
+	struct app *a = &app;
+	int rc, e;
+
+	switch (mt_cli__parse(argc, argv, &a->o, err, sizeof(err))) {
+	case MT_CLI_HELP:
+		fputs(mt_cli__help(), stdout);
+		return MT_EXIT_OK;
+	case MT_CLI_VERSION:
+		printf("memtrace %s\n", MT_VERSION);
+		return MT_EXIT_OK;
+	case MT_CLI_ERROR:
+		error("%s", err);
+		fputs(mt_cli__usage(), stderr);
+		return MT_EXIT_USAGE;
+	case MT_CLI_RUN:
+		break;
+	}
+	verbose = a->o.verbose;
+	if ((rc = check_environment()) || (rc = check_targets(a, cmd_path, sizeof(cmd_path))))
+		return rc;
+	a->out = stdout;
+	if (a->o.output && !(a->out = fopen(a->o.output, "w"))) {
+		error("cannot open %s for writing: %s", a->o.output, strerror(errno));
+		return MT_EXIT_RUNTIME;
+	}
+	raise_nofile_limit();
+	libbpf_set_print(libbpf_print);
+	to = (struct mt_tracer_opts){
+		.min_size = a->o.min_size, .max_size = a->o.max_size,
+		.max_depth = a->o.max_depth, .max_allocs = a->o.max_allocs,
+		.max_stacks = a->o.max_stacks,
+	};
+	rc = MT_EXIT_RUNTIME;
+	if ((e = setup_signals(a))) {
+		error("cannot set up signal handling: %s", strerror(-e));
+		goto cleanup;
+	}
+	if ((e = mt_tracer__new(&to, &a->tracer))) {
+		error("loading the BPF programs failed: %s", strerror(-e));
+		goto cleanup;
+	}
+	if (!(a->sym = mt_symbolizer__new())) {
+		error("out of memory");
+		goto cleanup;
+	}
+	a->start_s = now_s();
+	rc = a->o.cmd ? start_command(a, cmd_path) : attach_pids(a);
+	if (rc)
+		goto cleanup;
+	fprintf(stderr, "memtrace: tracing %d process%s with %d probes; Ctrl-C to stop\n",
+		a->ntargets, a->ntargets == 1 ? "" : "es", mt_tracer__nlinks(a->tracer));
+	rc = run(a) ? MT_EXIT_RUNTIME : 0;
+	rc = exit_code(a, rc);
+cleanup:
+	cleanup(a);
+	return rc;
+}

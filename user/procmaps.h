@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Parsing the text of /proc/PID/maps: pure, no file access. */
+#ifndef MT_PROCMAPS_H
+#define MT_PROCMAPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mt_map {
+	uint64_t start, end, pgoff;
+	uint64_t inode;
+	uint32_t dev_major, dev_minor;
+	bool r, w, x, shared;
+	bool deleted;		/* path ended in " (deleted)", now stripped */
+	char *path;		/* "" for anonymous; "[vdso]", "[heap]", ... */
+};
+
+struct mt_maps {
+	struct mt_map *v;	/* sorted by start, as the kernel prints them */
+	size_t n;
+};
+
+/* Parse text into maps; 0, -EINVAL on a malformed line, -ENOMEM. */
+int mt_procmaps__parse(const char *text, struct mt_maps *out);
+void mt_procmaps__clear(struct mt_maps *m);
+/* Mapping containing addr, or NULL (binary search). */
+const struct mt_map *mt_procmaps__find(const struct mt_maps *m, uint64_t addr);
+/* True for a mapping backed by a regular file (not [vdso], not anonymous). */
+bool mt_map__is_file(const struct mt_map *m);
+
+#endif

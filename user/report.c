@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pairmap.h"
+#include "report.h"
+
+const char *const mt_lost_names[MT_CNT__COUNT - MT_CNT__EVENTS] = {
+	[MT_CNT_LOST_ALLOCS_FULL - MT_CNT__EVENTS] = "allocs_map_full",
+	[MT_CNT_LOST_STATS_FULL - MT_CNT__EVENTS] = "stats_map_full",
+	[MT_CNT_LOST_STACKS_FULL - MT_CNT__EVENTS] = "stack_map_full",
+	[MT_CNT_LOST_STACK_FAILED - MT_CNT__EVENTS] = "stack_unavailable",
+	[MT_CNT_LOST_THREADS_FULL - MT_CNT__EVENTS] = "thread_map_full",
+	[MT_CNT_LOST_FREE_UNTRACKED - MT_CNT__EVENTS] = "free_untracked",
+	[MT_CNT_LOST_STALE - MT_CNT__EVENTS] = "free_missed",
+};
+
+static const struct mt_proc *find_proc(const struct mt_proc *procs, size_t n, pid_t pid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (procs[i].pid == pid)
+			return &procs[i];
+	return NULL;
+}
+
+static int by_outstanding(const void *a, const void *b, void *arg)
+{
+	const struct mt_entry *e = arg, *x = &e[*(const size_t *)a], *y = &e[*(const size_t *)b];
+
+	if (x->st.outstanding_bytes != y->st.outstanding_bytes)
+		return x->st.outstanding_bytes > y->st.outstanding_bytes ? -1 : 1;
+	if (x->st.alloc_bytes != y->st.alloc_bytes)
+		return x->st.alloc_bytes > y->st.alloc_bytes ? -1 : 1;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
+}
+
+static int by_leak(const void *a, const void *b, void *arg)
+{
+	const struct mt_entry *e = arg, *x = &e[*(const size_t *)a], *y = &e[*(const size_t *)b];
+
+	if (x->leak_bytes != y->leak_bytes)
+		return x->leak_bytes > y->leak_bytes ? -1 : 1;
+	return by_outstanding(a, b, arg);
+}
+
+/* One entry per (pid, stack): from the stats map, then the live blocks. */
+static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
+		   struct mt_report *r)
+{
+	struct mt_pairmap *idx = mt_pairmap__new(s->nstats);
+	uint64_t cutoff = s->now_ns > o->min_age_ns ? s->now_ns - o->min_age_ns : 0;
+	int err = 0;
+
+	r->entries = calloc(s->nstats + 1, sizeof(*r->entries));
+	if (!idx || !r->entries) {
+		mt_pairmap__free(idx);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->nstats; i++) {
+		struct mt_entry *e = &r->entries[r->nentries];
+
+		e->pid = s->stats[i].k.tgid;
+		e->stack_id = s->stats[i].k.stack_id;
+		e->st = s->stats[i].v;
+		e->proc = find_proc(r->procs, r->nprocs, e->pid);
+		e->exited = e->proc && e->proc->exited;
+		if ((err = mt_pairmap__put(idx, e->pid, e->stack_id, r->nentries)))
+			goto out;
+		r->nentries++;
+	}
+	for (size_t i = 0; i < s->nallocs; i++) {
+		const struct mt_alloc_entry *a = &s->allocs[i];
+		long j = mt_pairmap__get(idx, a->k.tgid, a->v.stack_id);
+		struct mt_entry *e;
+
+		r->totals.outstanding_count++;
+		r->totals.outstanding_bytes += a->v.size;
+		if (j < 0)
+			continue; /* its stats entry was lost: counted in lost */
+		e = &r->entries[j];
+		if (!e->oldest_ts_ns || a->v.ts_ns < e->oldest_ts_ns)
+			e->oldest_ts_ns = a->v.ts_ns;
+		if (e->exited || a->v.ts_ns <= cutoff) {
+			e->leak_bytes += a->v.size;
+			e->leak_count++;
+		}
+	}
+out:
+	mt_pairmap__free(idx);
+	return err;
+}
+
+static int rank(struct mt_report *r, uint64_t top)
+{
+	r->top = malloc((r->nentries + 1) * sizeof(size_t));
+	r->leaks = malloc((r->nentries + 1) * sizeof(size_t));
+	if (!r->top || !r->leaks)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->nentries; i++) {
+		r->top[r->ntop++] = i;
+		if (r->entries[i].leak_count)
+			r->leaks[r->nleaks++] = i;
+	}
+	qsort_r(r->top, r->ntop, sizeof(size_t), by_outstanding, r->entries);
+	qsort_r(r->leaks, r->nleaks, sizeof(size_t), by_leak, r->entries);
+	if (top && r->ntop > top)
+		r->ntop = top;
+	if (top && r->nleaks > top)
+		r->nleaks = top;
+	return 0;
+}
+
+int mt_report__build(const struct mt_snapshot *s, const struct mt_proc *procs,
+		     size_t nprocs, const struct mt_report_opts *o, struct mt_report *r)
+{
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	r->version = 1;
+	r->final = o->final;
+	r->duration_s = o->duration_s;
+	r->now_ns = s->now_ns;
+	r->procs = procs;
+	r->nprocs = nprocs;
+	r->totals.alloc_count = s->counters[MT_CNT_ALLOC_COUNT];
+	r->totals.alloc_bytes = s->counters[MT_CNT_ALLOC_BYTES];
+	r->totals.free_count = s->counters[MT_CNT_FREE_COUNT];
+	r->totals.free_bytes = s->counters[MT_CNT_FREE_BYTES];
+	r->totals.alloc_failed = s->counters[MT_CNT_ALLOC_FAILED];
+	r->totals.nested = s->counters[MT_CNT_NESTED];
+	r->totals.size_filtered = s->counters[MT_CNT_SIZE_FILTERED];
+	r->totals.peak_outstanding_bytes = s->peak_bytes;
+	for (int i = MT_CNT__EVENTS; i < MT_CNT__COUNT; i++) {
+		r->lost[i - MT_CNT__EVENTS] = s->counters[i];
+		r->lost_total += s->counters[i];
+	}
+	err = collect(s, o, r);
+	if (!err)
+		err = rank(r, o->top);
+	if (err)
+		mt_report__clear(r);
+	return err;
+}
+
+void mt_report__clear(struct mt_report *r)
+{
+	for (size_t i = 0; i < r->nentries; i++)
+		free(r->entries[i].frames);
+	free(r->entries);
+	free(r->top);
+	free(r->leaks);
+	memset(r, 0, sizeof(*r));
+}
+
+/* operator new, new[] and their nothrow/aligned variants: _Znw*, _Zna* */
+static bool is_allocator_frame(const struct mt_frame *f)
+{
+	const char *s = f->raw_symbol;
+
+	return s && (!strncmp(s, "_Znw", 4) || !strncmp(s, "_Zna", 4));
+}
+
+size_t mt_frames__skip_allocator(const struct mt_frame *f, size_t n)
+{
+	size_t i = 0;
+
+	/* keep at least one frame: an all-allocator stack is still a stack */
+	while (i + 1 < n && is_allocator_frame(&f[i]))
+		i++;
+	return i;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The report model: built from a snapshot of the BPF maps, ranked, then
+ * rendered. Pure: no BPF, no /proc, so it is unit-tested without root.
+ */
+#ifndef MT_REPORT_H
+#define MT_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "memtrace.h"
+
+/* One symbolized frame; strings are owned by whoever filled them in. */
+struct mt_frame {
+	uint64_t addr;
+	const char *symbol;	/* demangled; NULL if unknown */
+	const char *raw_symbol;	/* as in the ELF symbol table */
+	uint64_t offset;	/* addr - symbol start */
+	const char *module;	/* path of the mapped file, or NULL */
+	const char *file;	/* source file, or NULL */
+	int line;		/* 0 if unknown */
+	bool inlined;
+};
+
+struct mt_stat_entry {
+	struct mt_stats_key k;
+	struct mt_stats v;
+};
+
+struct mt_alloc_entry {
+	struct mt_alloc_key k;
+	struct mt_alloc v;
+};
+
+/* What the tracer read from the maps at one moment. */
+struct mt_snapshot {
+	struct mt_stat_entry *stats;
+	size_t nstats;
+	struct mt_alloc_entry *allocs;
+	size_t nallocs;
+	uint64_t counters[MT_CNT__COUNT];
+	uint64_t peak_bytes;
+	uint64_t now_ns;	/* CLOCK_MONOTONIC, same clock as ts_ns */
+};
+
+struct mt_proc {
+	pid_t pid;
+	char comm[32];
+	char exe[4096];
+	bool exited;
+};
+
+struct mt_entry {
+	pid_t pid;
+	uint64_t stack_id;
+	struct mt_stats st;
+	uint64_t leak_bytes;	/* outstanding and older than min-age, or exited */
+	uint64_t leak_count;
+	uint64_t oldest_ts_ns;	/* oldest outstanding allocation; 0: none */
+	bool exited;		/* the process has exited */
+	const struct mt_proc *proc;
+	struct mt_frame *frames;
+	size_t nframes;
+};
+
+struct mt_totals {
+	uint64_t alloc_count, alloc_bytes, free_count, free_bytes;
+	uint64_t outstanding_count, outstanding_bytes, peak_outstanding_bytes;
+	uint64_t alloc_failed, nested, size_filtered;
+};
+
+struct mt_report {
+	int version;
+	bool final;
+	double duration_s;
+	uint64_t now_ns;
+	const struct mt_proc *procs;
+	size_t nprocs;
+	struct mt_entry *entries; /* one per (pid, stack) */
+	size_t nentries;
+	size_t *top;		/* indices into entries, ranked */
+	size_t ntop;
+	size_t *leaks;
+	size_t nleaks;
+	struct mt_totals totals;
+	uint64_t lost[MT_CNT__COUNT - MT_CNT__EVENTS];
+	uint64_t lost_total;
+};
+
+struct mt_report_opts {
+	uint64_t top;		/* 0: all */
+	uint64_t min_age_ns;
+	double duration_s;
+	bool final;
+};
+
+/* Names of the lost counters, in enum order (JSON keys). */
+extern const char *const mt_lost_names[MT_CNT__COUNT - MT_CNT__EVENTS];
+
+int mt_report__build(const struct mt_snapshot *snap, const struct mt_proc *procs,
+		     size_t nprocs, const struct mt_report_opts *o, struct mt_report *r);
+void mt_report__clear(struct mt_report *r);
+/* Drop leading frames of the allocator itself (operator new and friends). */
+size_t mt_frames__skip_allocator(const struct mt_frame *f, size_t n);
+
+#endif

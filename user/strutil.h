@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Strict number parsing for the command line and /proc. */
+#ifndef MT_STRUTIL_H
+#define MT_STRUTIL_H
+
+#include <stdint.h>
+
+/* Decimal unsigned integer, whole string. 0 or -EINVAL / -ERANGE. */
+int mt_parse_u64(const char *s, uint64_t *out);
+/* Like mt_parse_u64, with an optional K/M/G/T suffix (powers of 1024). */
+int mt_parse_size(const char *s, uint64_t *out);
+/* Non-negative finite number of seconds, e.g. "2", "0.5". */
+int mt_parse_seconds(const char *s, double *out);
+/* Human-readable bytes: "512 B", "1.5 KiB", ... into buf. */
+const char *mt_fmt_bytes(uint64_t bytes, char *buf, unsigned long len);
+
+#endif

@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <dwarf.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libiberty/demangle.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "pairmap.h"
+#include "procmaps.h"
+#include "symbolizer.h"
+
+#define MAX_INLINE 16
+
+struct seg {
+	uint64_t off, vaddr, filesz;
+};
+
+struct cached {
+	struct mt_frame *frames;
+	size_t n;
+};
+
+struct binary {
+	uint64_t dev, ino;
+	char *path;
+	int fd;			/* -1 once handed to libdwfl, or if unopened */
+	Dwfl *dwfl;
+	Dwfl_Module *mod;
+	GElf_Addr bias;
+	struct seg *segs;
+	size_t nsegs;
+	bool tried;		/* libdwfl set up (or failed to) */
+	struct mt_pairmap *cache; /* elf vaddr -> index into cached */
+	struct cached *cached;
+	size_t ncached, cap_cached;
+};
+
+struct proc {
+	pid_t pid;
+	struct mt_maps maps;
+	long *bin;		/* per mapping: index into binaries, or -1 */
+};
+
+struct mt_symbolizer {
+	struct binary **bins;
+	size_t nbins;
+	struct proc *procs;
+	size_t nprocs;
+	struct mt_pairmap *bin_idx; /* (dev, ino) -> index */
+};
+
+static const Dwfl_Callbacks dwfl_cbs = {
+	.find_elf = dwfl_build_id_find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.section_address = dwfl_offline_section_address,
+};
+
+struct mt_symbolizer *mt_symbolizer__new(void)
+{
+	struct mt_symbolizer *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->bin_idx = mt_pairmap__new(64);
+	if (!s->bin_idx) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void free_frames(struct mt_frame *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)f[i].symbol);
+		free((char *)f[i].raw_symbol);
+		free((char *)f[i].file);
+	}
+	free(f);
+}
+
+static void binary_free(struct binary *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->ncached; i++)
+		free_frames(b->cached[i].frames, b->cached[i].n);
+	free(b->cached);
+	mt_pairmap__free(b->cache);
+	if (b->dwfl)
+		dwfl_end(b->dwfl);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->segs);
+	free(b->path);
+	free(b);
+}
+
+void mt_symbolizer__free(struct mt_symbolizer *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nbins; i++)
+		binary_free(s->bins[i]);
+	for (size_t i = 0; i < s->nprocs; i++) {
+		mt_procmaps__clear(&s->procs[i].maps);
+		free(s->procs[i].bin);
+	}
+	free(s->bins);
+	free(s->procs);
+	mt_pairmap__free(s->bin_idx);
+	free(s);
+}
+
+static char *read_file(const char *path)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0 || !buf) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += n;
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	buf[len] = 0;
+	return buf;
+}
+
+/* Open the mapped file as the process sees it, even if deleted. */
+static int open_mapped(pid_t pid, const struct mt_map *m)
+{
+	char p[4200];
+	int fd;
+
+	snprintf(p, sizeof(p), "/proc/%d/map_files/%llx-%llx", pid,
+		 (unsigned long long)m->start, (unsigned long long)m->end);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	snprintf(p, sizeof(p), "/proc/%d/root%s", pid, m->path);
+	return open(p, O_RDONLY | O_CLOEXEC);
+}
+
+static long get_binary(struct mt_symbolizer *s, pid_t pid, const struct mt_map *m)
+{
+	uint64_t dev = (uint64_t)m->dev_major << 32 | m->dev_minor;
+	long i = mt_pairmap__get(s->bin_idx, dev, m->inode);
+	struct binary *b, **nb;
+
+	if (i >= 0)
+		return i;
+	b = calloc(1, sizeof(*b));
+	nb = realloc(s->bins, (s->nbins + 1) * sizeof(*nb));
+	if (!b || !nb) {
+		free(b);
+		if (nb)
+			s->bins = nb;
+		return -1;
+	}
+	s->bins = nb;
+	b->dev = dev;
+	b->ino = m->inode;
+	b->path = strdup(m->path);
+	b->fd = open_mapped(pid, m);
+	b->cache = mt_pairmap__new(256);
+	s->bins[s->nbins] = b;
+	if (mt_pairmap__put(s->bin_idx, dev, m->inode, s->nbins))
+		return -1;
+	return s->nbins++;
+}
+
+static struct proc *find_proc(struct mt_symbolizer *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->nprocs; i++)
+		if (s->procs[i].pid == pid)
+			return &s->procs[i];
+	return NULL;
+}
+
+int mt_symbolizer__add_process(struct mt_symbolizer *s, pid_t pid)
+{
+	char path[64], *text;
+	struct mt_maps maps;
+	struct proc *p;
+	long *bin;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	text = read_file(path);
+	if (!text)
+		return -errno ? -errno : -ENOENT;
+	err = mt_procmaps__parse(text, &maps);
+	free(text);
+	if (err)
+		return err;
+	if (!maps.n) { /* a zombie: keep what we had */
+		mt_procmaps__clear(&maps);
+		return -ESRCH;
+	}
+	bin = calloc(maps.n, sizeof(*bin));
+	if (!bin) {
+		mt_procmaps__clear(&maps);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < maps.n; i++)
+		bin[i] = maps.v[i].x && mt_map__is_file(&maps.v[i]) ?
+			 get_binary(s, pid, &maps.v[i]) : -1;
+	p = find_proc(s, pid);
+	if (!p) {
+		struct proc *np = realloc(s->procs, (s->nprocs + 1) * sizeof(*np));
+
+		if (!np) {
+			mt_procmaps__clear(&maps);
+			free(bin);
+			return -ENOMEM;
+		}
+		s->procs = np;
+		p = &s->procs[s->nprocs++];
+		memset(p, 0, sizeof(*p));
+		p->pid = pid;
+	}
+	mt_procmaps__clear(&p->maps);
+	free(p->bin);
+	p->maps = maps;
+	p->bin = bin;
+	return 0;
+}
+
+static void binary_setup(struct binary *b)
+{
+	Elf *elf;
+	size_t n;
+
+	b->tried = true;
+	if (b->fd < 0)
+		return;
+	b->dwfl = dwfl_begin(&dwfl_cbs);
+	if (!b->dwfl)
+		return;
+	/* libdwfl takes the descriptor */
+	b->mod = dwfl_report_offline(b->dwfl, b->path, b->path, b->fd);
+	b->fd = -1;
+	dwfl_report_end(b->dwfl, NULL, NULL);
+	if (!b->mod)
+		return;
+	elf = dwfl_module_getelf(b->mod, &b->bias);
+	if (!elf || elf_getphdrnum(elf, &n))
+		return;
+	b->segs = calloc(n, sizeof(*b->segs));
+	for (size_t i = 0; b->segs && i < n; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(elf, i, &ph) && ph.p_type == PT_LOAD)
+			b->segs[b->nsegs++] = (struct seg){ ph.p_offset, ph.p_vaddr, ph.p_filesz };
+	}
+}
+
+static bool to_vaddr(const struct binary *b, uint64_t file_off, uint64_t *vaddr)
+{
+	for (size_t i = 0; i < b->nsegs; i++) {
+		const struct seg *g = &b->segs[i];
+
+		if (file_off >= g->off && file_off < g->off + g->filesz) {
+			*vaddr = file_off - g->off + g->vaddr;
+			return true;
+		}
+	}
+	return false;
+}
+
+static char *demangle(const char *name)
+{
+	char *d;
+
+	if (!name)
+		return NULL;
+	d = cplus_demangle(name, DMGL_PARAMS | DMGL_ANSI);
+	return d ? d : strdup(name);
+}
+
+static const char *die_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute a;
+	const char *n;
+
+	n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &a));
+	if (!n)
+		n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &a));
+	if (!n)
+		n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
+	return n;
+}
+
+static const char *call_file(Dwarf_Die *cu, Dwarf_Die *die)
+{
+	Dwarf_Attribute a;
+	Dwarf_Files *files;
+	Dwarf_Word idx;
+	size_t nfiles;
+
+	if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &a), &idx) ||
+	    dwarf_getsrcfiles(cu, &files, &nfiles) || idx >= nfiles)
+		return NULL;
+	return dwarf_filesrc(files, idx, NULL, NULL);
+}
+
+static int call_line(Dwarf_Die *die)
+{
+	Dwarf_Attribute a;
+	Dwarf_Word v;
+
+	if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &a), &v))
+		return 0;
+	return (int)v;
+}
+
+static char *sdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/*
+ * Resolve pc (inside the call: return address - 1). Inlined frames come
+ * first, each with the file:line where it is, the call site of each
+ * giving the line of the next one out.
+ */
+static size_t resolve(struct binary *b, uint64_t pc, uint64_t addr_delta, struct mt_frame *out)
+{
+	const char *file = NULL, *raw;
+	int line = 0;
+	size_t n = 0;
+	GElf_Off off = 0;
+	GElf_Sym sym;
+	Dwarf_Addr cubias;
+	Dwarf_Die *cu, *scopes = NULL;
+	Dwfl_Line *l = dwfl_module_getsrc(b->mod, pc);
+
+	if (l)
+		file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
+	cu = dwfl_module_addrdie(b->mod, pc, &cubias);
+	if (cu) {
+		int ns = dwarf_getscopes(cu, pc - cubias, &scopes);
+
+		for (int i = 0; i < ns && n < MAX_INLINE - 1; i++) {
+			if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine)
+				continue;
+			raw = die_name(&scopes[i]);
+			out[n] = (struct mt_frame){
+				.raw_symbol = sdup(raw), .symbol = demangle(raw),
+				.file = sdup(file), .line = line, .inlined = true,
+			};
+			n++;
+			file = call_file(cu, &scopes[i]);
+			line = call_line(&scopes[i]);
+		}
+		free(scopes);
+	}
+	raw = dwfl_module_addrinfo(b->mod, pc, &off, &sym, NULL, NULL, NULL);
+	out[n] = (struct mt_frame){
+		.raw_symbol = sdup(raw), .symbol = demangle(raw),
+		.offset = raw ? off + addr_delta : 0,
+		.file = sdup(file), .line = line,
+	};
+	return n + 1;
+}
+
+static const struct cached *lookup_cached(struct binary *b, uint64_t vaddr)
+{
+	long i = mt_pairmap__get(b->cache, vaddr, 0);
+	struct mt_frame tmp[MAX_INLINE];
+	struct cached c;
+
+	if (i >= 0)
+		return &b->cached[i];
+	c.n = resolve(b, vaddr + b->bias - 1, 1, tmp);
+	c.frames = malloc(c.n * sizeof(*c.frames));
+	if (!c.frames) {
+		for (size_t j = 0; j < c.n; j++) {
+			free((char *)tmp[j].symbol);
+			free((char *)tmp[j].raw_symbol);
+			free((char *)tmp[j].file);
+		}
+		return NULL;
+	}
+	memcpy(c.frames, tmp, c.n * sizeof(*c.frames));
+	if (b->ncached == b->cap_cached) {
+		size_t cap = b->cap_cached ? b->cap_cached * 2 : 64;
+		struct cached *nc = realloc(b->cached, cap * sizeof(*nc));
+
+		if (!nc) {
+			free_frames(c.frames, c.n);
+			return NULL;
+		}
+		b->cached = nc;
+		b->cap_cached = cap;
+	}
+	b->cached[b->ncached] = c;
+	if (mt_pairmap__put(b->cache, vaddr, 0, b->ncached))
+		return NULL;
+	return &b->cached[b->ncached++];
+}
+
+size_t mt_symbolizer__lookup(struct mt_symbolizer *s, pid_t pid, uint64_t addr,
+			     struct mt_frame *out, size_t max)
+{
+	struct proc *p = find_proc(s, pid);
+	const struct mt_map *m = p ? mt_procmaps__find(&p->maps, addr) : NULL;
+	const struct cached *c = NULL;
+	struct binary *b = NULL;
+	uint64_t vaddr;
+	size_t n;
+
+	if (!max)
+		return 0;
+	out[0] = (struct mt_frame){ .addr = addr };
+	if (!m || p->bin[m - p->maps.v] < 0)
+		return 1;
+	b = s->bins[p->bin[m - p->maps.v]];
+	out[0].module = b->path;
+	if (!b->tried)
+		binary_setup(b);
+	if (b->mod && to_vaddr(b, addr - m->start + m->pgoff, &vaddr))
+		c = lookup_cached(b, vaddr);
+	if (!c)
+		return 1;
+	n = c->n < max ? c->n : max;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = c->frames[i];
+		out[i].addr = addr;
+		out[i].module = b->path;
+	}
+	return n;
+}

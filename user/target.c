@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "procmaps.h"
+#include "target.h"
+
+int mt_target__check_pid(pid_t pid)
+{
+	char p[64];
+
+	if (kill(pid, 0) && errno == ESRCH)
+		return -ESRCH;
+	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
+	if (access(p, R_OK))
+		return errno == ENOENT ? -ESRCH : -errno;
+	return 0;
+}
+
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return n;
+}
+
+void mt_target__proc_info(pid_t pid, struct mt_proc *p)
+{
+	char path[64], buf[sizeof(p->exe)];
+	ssize_t n;
+
+	p->pid = pid;
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	if (read_small(path, buf, sizeof(p->comm)) > 0) {
+		buf[strcspn(buf, "\n")] = 0;
+		snprintf(p->comm, sizeof(p->comm), "%.31s", buf);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = 0;
+		memcpy(p->exe, buf, n + 1);
+	}
+}
+
+static char *read_all(const char *path)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap), *nb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0 || !buf)
+		goto fail;
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += n;
+		if (cap - len < 4096) {
+			if (!(nb = realloc(buf, cap * 2)))
+				goto fail;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	buf[len] = 0;
+	return buf;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+int mt_target__find_libc(pid_t pid, char *path, size_t len)
+{
+	struct mt_maps maps;
+	char p[64], *text;
+	int err = -ENOENT;
+
+	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
+	text = read_all(p);
+	if (!text)
+		return -errno;
+	err = mt_procmaps__parse(text, &maps);
+	free(text);
+	if (err)
+		return err;
+	err = -ENOENT;
+	for (size_t i = 0; i < maps.n; i++) {
+		const char *base = strrchr(maps.v[i].path, '/');
+
+		if (!mt_map__is_file(&maps.v[i]) || !base || strncmp(base + 1, "libc.so", 7))
+			continue;
+		snprintf(path, len, "/proc/%d/root%s", pid, maps.v[i].path);
+		err = 0;
+		break;
+	}
+	mt_procmaps__clear(&maps);
+	return err;
+}
+
+static int check_exec(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return -errno;
+	if (S_ISDIR(st.st_mode) || access(path, X_OK))
+		return -EACCES;
+	return 0;
+}
+
+int mt_target__resolve_cmd(const char *cmd, char *path, size_t len)
+{
+	const char *env = getenv("PATH"), *p;
+	int err = -ENOENT;
+
+	if (strchr(cmd, '/')) {
+		snprintf(path, len, "%s", cmd);
+		return check_exec(path);
+	}
+	if (!env)
+		env = "/usr/local/bin:/usr/bin:/bin";
+	for (p = env; ; p = strchr(p, ':') + 1) {
+		size_t n = strcspn(p, ":");
+		int e;
+
+		snprintf(path, len, "%.*s%s%s", (int)n, n ? p : ".", "/", cmd);
+		e = check_exec(path);
+		if (!e)
+			return 0;
+		if (e == -EACCES)
+			err = e; /* found but not runnable, keep looking */
+		if (!p[n])
+			break;
+	}
+	return err;
+}
+
+int mt_target__pidfd(pid_t pid)
+{
+	int fd = syscall(SYS_pidfd_open, pid, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int mt_target__spawn(char **argv, const char *path, struct mt_child *c)
+{
+	int go[2] = { -1, -1 }, er[2] = { -1, -1 }, err;
+
+	memset(c, 0, sizeof(*c));
+	if (pipe2(go, O_CLOEXEC) || pipe2(er, O_CLOEXEC)) {
+		err = -errno;
+		goto fail;
+	}
+	c->pid = fork();
+	if (c->pid < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if (c->pid == 0) {
+		char x;
+		sigset_t none;
+
+		/* memtrace blocks signals for its signalfd; the command must not */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		close(go[1]);
+		close(er[0]);
+		if (read(go[0], &x, 1) != 1)
+			_exit(127);
+		execv(path, argv);
+		err = errno;
+		if (write(er[1], &err, sizeof(err)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(go[0]);
+	close(er[1]);
+	c->go_fd = go[1];
+	c->err_fd = er[0];
+	/* exit stop only: signals and stops pass through untouched */
+	if (ptrace(PTRACE_SEIZE, c->pid, 0, PTRACE_O_TRACEEXIT)) {
+		err = -errno;
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+		close(c->go_fd);
+		close(c->err_fd);
+		return err;
+	}
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (go[i] >= 0)
+			close(go[i]);
+		if (er[i] >= 0)
+			close(er[i]);
+	}
+	return err;
+}
+
+int mt_target__release(struct mt_child *c)
+{
+	int e = 0;
+	ssize_t n;
+
+	n = write(c->go_fd, "x", 1);
+	close(c->go_fd);
+	if (n != 1) {
+		kill(c->pid, SIGKILL);
+	}
+	do {
+		n = read(c->err_fd, &e, sizeof(e));
+	} while (n < 0 && errno == EINTR);
+	close(c->err_fd);
+	if (n == 0)
+		return 0; /* closed by a successful exec */
+	/* the child failed to exec and exits at once: reap it */
+	while (!c->exited && mt_target__poll(c) != MT_CHILD_EXITED)
+		usleep(1000);
+	return n == sizeof(e) ? -e : -EIO;
+}
+
+enum mt_child_event mt_target__poll(struct mt_child *c)
+{
+	int st;
+	pid_t r;
+
+	if (c->exited)
+		return MT_CHILD_NONE;
+	r = waitpid(c->pid, &st, WNOHANG | __WALL);
+	if (r <= 0)
+		return MT_CHILD_NONE;
+	if (WIFEXITED(st) || WIFSIGNALED(st)) {
+		c->status = st;
+		c->exited = true;
+		return MT_CHILD_EXITED;
+	}
+	if (!WIFSTOPPED(st))
+		return MT_CHILD_NONE;
+	if (st >> 8 == (SIGTRAP | (PTRACE_EVENT_EXIT << 8)))
+		return MT_CHILD_EXITING;
+	if (st >> 16 == PTRACE_EVENT_STOP) {
+		/* group stop (SIGSTOP, SIGTSTP): stay stopped, as without us */
+		ptrace(PTRACE_LISTEN, c->pid, 0, 0);
+		return MT_CHILD_NONE;
+	}
+	/* signal-delivery stop: deliver the signal as if we were not here */
+	ptrace(PTRACE_CONT, c->pid, 0, WSTOPSIG(st));
+	return MT_CHILD_NONE;
+}
+
+void mt_target__resume(struct mt_child *c)
+{
+	ptrace(PTRACE_CONT, c->pid, 0, 0);
+}
+
+int mt_target__exit_code(const struct mt_child *c)
+{
+	if (WIFEXITED(c->status))
+		return WEXITSTATUS(c->status);
+	if (WIFSIGNALED(c->status))
+		return 128 + WTERMSIG(c->status);
+	return 1;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Traced processes: checking PIDs, running a command, /proc facts. */
+#ifndef MT_TARGET_H
+#define MT_TARGET_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include "report.h"
+
+/* 0, -ESRCH (no such process) or -errno. */
+int mt_target__check_pid(pid_t pid);
+/* comm and exe of a live process; fields untouched where unreadable. */
+void mt_target__proc_info(pid_t pid, struct mt_proc *p);
+/*
+ * Path (through /proc/PID/root) of the libc.so.6 mapped by pid, for the
+ * kernel to attach uprobes to. 0, -ENOENT (no glibc) or -errno.
+ */
+int mt_target__find_libc(pid_t pid, char *path, size_t len);
+/* Resolve COMMAND like execvp does. 0, -ENOENT or -EACCES. */
+int mt_target__resolve_cmd(const char *cmd, char *path, size_t len);
+/* A pidfd that becomes readable when pid exits, or -errno. */
+int mt_target__pidfd(pid_t pid);
+
+/*
+ * A command started by memtrace. It waits before exec until released, so
+ * probes attach first; it is ptrace-seized with an exit stop only, so its
+ * mappings can be read after its last allocation and before it is gone.
+ */
+struct mt_child {
+	pid_t pid;
+	int go_fd;		/* write end: release the child */
+	int err_fd;		/* read end: errno of a failed exec, or EOF */
+	int status;		/* wait status once exited */
+	bool exited;
+};
+
+enum mt_child_event {
+	MT_CHILD_NONE,
+	MT_CHILD_EXITING,	/* stopped at exit, maps readable; then resumed */
+	MT_CHILD_EXITED,	/* gone; status valid */
+};
+
+int mt_target__spawn(char **argv, const char *path, struct mt_child *c);
+/* Let the child exec. 0, or -errno from the failed exec (child reaped). */
+int mt_target__release(struct mt_child *c);
+/* Handle one pending state change of the child (non-blocking). */
+enum mt_child_event mt_target__poll(struct mt_child *c);
+/* Resume the child after MT_CHILD_EXITING. */
+void mt_target__resume(struct mt_child *c);
+/* Exit code to pass through: status, or 128 + signal. */
+int mt_target__exit_code(const struct mt_child *c);
+
+#endif

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "elfsyms.h"
+#include "memtrace.skel.h"
+#include "tracer.h"
+
+struct mt_tracer {
+	struct memtrace_bpf *skel;
+	struct bpf_link **links;
+	int nlinks;
+};
+
+/* Every glibc allocation entry point and the program that handles it. */
+struct probe_def {
+	const char *name;
+	size_t prog_off;	/* offsetof the program in skel->progs */
+	bool has_return;
+};
+
+#define PROG(p) offsetof(struct memtrace_bpf, progs.p) - offsetof(struct memtrace_bpf, progs)
+
+static const struct probe_def probes[] = {
+	{ "malloc", PROG(malloc_enter), true },
+	{ "calloc", PROG(calloc_enter), true },
+	{ "realloc", PROG(realloc_enter), true },
+	{ "reallocarray", PROG(reallocarray_enter), true },
+	{ "posix_memalign", PROG(posix_memalign_enter), true },
+	{ "aligned_alloc", PROG(memalign_enter), true },
+	{ "memalign", PROG(memalign_enter), true },
+	{ "valloc", PROG(valloc_enter), true },
+	{ "pvalloc", PROG(valloc_enter), true },
+	{ "free", PROG(free_enter), false },
+	{ "cfree", PROG(free_enter), false },
+};
+
+_Static_assert(sizeof(probes) / sizeof(probes[0]) == MT_FN__COUNT, "one probe per mt_fn");
+
+int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
+{
+	struct mt_tracer *t = calloc(1, sizeof(*t));
+	int err;
+
+	*out = NULL;
+	if (!t)
+		return -ENOMEM;
+	t->skel = memtrace_bpf__open();
+	if (!t->skel) {
+		err = -errno;
+		goto cleanup;
+	}
+	t->skel->rodata->min_size = o->min_size;
+	t->skel->rodata->max_size = o->max_size;
+	t->skel->rodata->stack_depth = o->max_depth;
+	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
+	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
+	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);
+	err = memtrace_bpf__load(t->skel);
+	if (err)
+		goto cleanup;
+	*out = t;
+	return 0;
+cleanup:
+	mt_tracer__free(t);
+	return err;
+}
+
+void mt_tracer__free(struct mt_tracer *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < t->nlinks; i++)
+		bpf_link__destroy(t->links[i]);
+	free(t->links);
+	memtrace_bpf__destroy(t->skel);
+	free(t);
+}
+
+int mt_tracer__nlinks(const struct mt_tracer *t)
+{
+	return t->nlinks;
+}
+
+static int add_link(struct mt_tracer *t, struct bpf_program *prog, pid_t pid,
+		    const char *lib, uint64_t off, bool ret)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret);
+	struct bpf_link **nl, *l;
+
+	nl = realloc(t->links, (t->nlinks + 1) * sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	t->links = nl;
+	l = bpf_program__attach_uprobe_opts(prog, pid, lib, off, &uo);
+	if (!l)
+		return -errno;
+	t->links[t->nlinks++] = l;
+	return 0;
+}
+
+int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib,
+		      struct mt_probe_info *info, int *ninfo)
+{
+	const char *names[MT_FN__COUNT];
+	uint64_t offs[MT_FN__COUNT];
+	int err;
+
+	*ninfo = 0;
+	for (int i = 0; i < MT_FN__COUNT; i++)
+		names[i] = probes[i].name;
+	err = mt_elf__func_offsets(lib, names, MT_FN__COUNT, offs);
+	if (err)
+		return err;
+	if (!offs[MT_FN_MALLOC] || !offs[MT_FN_FREE])
+		return -ENOENT;
+	for (int i = 0; i < MT_FN__COUNT; i++) {
+		struct bpf_program *prog;
+		const char *alias = NULL;
+
+		if (!offs[i])
+			continue;
+		/* aliases (aligned_alloc = memalign, cfree = free) share code */
+		for (int j = 0; j < i; j++)
+			if (offs[j] == offs[i])
+				alias = names[j];
+		info[(*ninfo)++] = (struct mt_probe_info){ names[i], offs[i], alias };
+		if (alias)
+			continue;
+		prog = *(struct bpf_program **)((char *)&t->skel->progs + probes[i].prog_off);
+		/* return probe first: a call entered in between is then ignored
+		 * rather than left half-recorded */
+		if (probes[i].has_return) {
+			err = add_link(t, t->skel->progs.alloc_return, pid, lib, offs[i], true);
+			if (err)
+				return err;
+		}
+		err = add_link(t, prog, pid, lib, offs[i], false);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Read a whole hash map with batch lookups: O(n / batch) syscalls. */
+static int read_hash(int fd, size_t ksz, size_t vsz, void **keys_out, void **vals_out,
+		     size_t *n_out)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t cap = 1024, len = 0;
+	char *keys = malloc(cap * ksz), *vals = malloc(cap * vsz);
+	__u64 token = 0;
+	bool first = true;
+	__u32 chunk = 256;
+	int err = 0;
+
+	for (;;) {
+		__u32 cnt;
+
+		while (cap - len < chunk) {
+			char *nk = realloc(keys, cap * 2 * ksz), *nv;
+
+			if (nk)
+				keys = nk;
+			nv = realloc(vals, cap * 2 * vsz);
+			if (nv)
+				vals = nv;
+			if (!nk || !nv) {
+				err = -ENOMEM;
+				goto out;
+			}
+			cap *= 2;
+		}
+		if (!keys || !vals) {
+			err = -ENOMEM;
+			goto out;
+		}
+		cnt = chunk;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &token, &token, keys + len * ksz,
+					   vals + len * vsz, &cnt, &opts);
+		len += cnt;
+		first = false;
+		if (err == -ENOENT) {
+			err = 0;
+			break;
+		}
+		if (err == -ENOSPC && cnt == 0) {
+			/* a bucket holds more than chunk entries */
+			chunk *= 2;
+			err = 0;
+			continue;
+		}
+		if (err)
+			goto out;
+	}
+out:
+	if (err) {
+		free(keys);
+		free(vals);
+		return err;
+	}
+	*keys_out = keys;
+	*vals_out = vals;
+	*n_out = len;
+	return 0;
+}
+
+static int read_counters(struct mt_tracer *t, uint64_t *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(t->skel->maps.counters);
+	__u64 *v;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (__u32 i = 0; i < MT_CNT__COUNT; i++) {
+		out[i] = 0;
+		if (bpf_map_lookup_elem(fd, &i, v))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			out[i] += v[c];
+	}
+	free(v);
+	return 0;
+}
+
+/* Entries of a struct-of-arrays read, reshaped to the report's structs. */
+static int read_pairs(int fd, size_t ksz, size_t vsz, size_t esz, void **out, size_t *n)
+{
+	void *k, *v;
+	char *e;
+	int err = read_hash(fd, ksz, vsz, &k, &v, n);
+
+	if (err)
+		return err;
+	e = malloc((*n + 1) * esz);
+	if (e) {
+		for (size_t i = 0; i < *n; i++) {
+			memcpy(e + i * esz, (char *)k + i * ksz, ksz);
+			memcpy(e + i * esz + ksz, (char *)v + i * vsz, vsz);
+		}
+	}
+	free(k);
+	free(v);
+	*out = e;
+	return e ? 0 : -ENOMEM;
+}
+
+int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
+{
+	struct timespec ts;
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	/* counters first: a block allocated after this is in the maps, never
+	 * the other way round, so outstanding never exceeds allocated */
+	err = read_counters(t, s->counters);
+	if (!err)
+		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
+				 sizeof(struct mt_stats), sizeof(struct mt_stat_entry),
+				 (void **)&s->stats, &s->nstats);
+	if (!err)
+		err = read_pairs(bpf_map__fd(t->skel->maps.allocs), sizeof(struct mt_alloc_key),
+				 sizeof(struct mt_alloc), sizeof(struct mt_alloc_entry),
+				 (void **)&s->allocs, &s->nallocs);
+	if (err) {
+		mt_snapshot__clear(s);
+		return err;
+	}
+	s->peak_bytes = t->skel->bss->peak_bytes;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->now_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	return 0;
+}
+
+void mt_snapshot__clear(struct mt_snapshot *s)
+{
+	free(s->stats);
+	free(s->allocs);
+	memset(s, 0, sizeof(*s));
+}
+
+int mt_tracer__stack(struct mt_tracer *t, uint64_t id, struct mt_stack *out)
+{
+	if (!id)
+		return -ENOENT;
+	return bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.stacks), &id, out) ? -ENOENT : 0;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The BPF side's lifecycle: load, attach to processes, read the maps. */
+#ifndef MT_TRACER_H
+#define MT_TRACER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "memtrace.h"
+#include "report.h"
+
+struct mt_tracer;
+
+struct mt_tracer_opts {
+	uint64_t min_size, max_size;
+	uint32_t max_depth;
+	uint64_t max_allocs, max_stacks;
+};
+
+/* One attached allocator function, for -v. */
+struct mt_probe_info {
+	const char *name;
+	uint64_t offset;
+	const char *alias_of;	/* same address as an earlier name: not probed twice */
+};
+
+int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out);
+void mt_tracer__free(struct mt_tracer *t);
+/*
+ * Attach the allocator probes in lib (a path the kernel can open) to pid.
+ * info[] (MT_FN__COUNT entries) says what was attached. 0 or -errno;
+ * -ENOENT when lib defines no malloc/free.
+ */
+int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib,
+		      struct mt_probe_info *info, int *ninfo);
+/* Number of links attached so far. */
+int mt_tracer__nlinks(const struct mt_tracer *t);
+int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s);
+void mt_snapshot__clear(struct mt_snapshot *s);
+/* The frames of a stack id. 0 or -ENOENT. */
+int mt_tracer__stack(struct mt_tracer *t, uint64_t id, struct mt_stack *out);
+
+#endif
