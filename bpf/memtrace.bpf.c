@@ -355,61 +355,10 @@ static __always_inline __u64 mul_sat(__u64 n, __u64 size)
 	return n * size;
 }
 
-SEC("uprobe")
-int BPF_UPROBE(malloc_enter, __u64 size)
-{
-	return enter(ctx, MT_FN_MALLOC, size, 0);
-}
-
-SEC("uprobe")
-int BPF_UPROBE(calloc_enter, __u64 n, __u64 size)
-{
-	return enter(ctx, MT_FN_CALLOC, mul_sat(n, size), 0);
-}
-
-SEC("uprobe")
-int BPF_UPROBE(realloc_enter, void *ptr, __u64 size)
-{
-	return enter(ctx, MT_FN_REALLOC, size, (__u64)ptr);
-}
-
-SEC("uprobe")
-int BPF_UPROBE(reallocarray_enter, void *ptr, __u64 n, __u64 size)
-{
-	return enter(ctx, MT_FN_REALLOCARRAY, mul_sat(n, size), (__u64)ptr);
-}
-
-SEC("uprobe")
-int BPF_UPROBE(posix_memalign_enter, void **memptr, __u64 align, __u64 size)
-{
-	return enter(ctx, MT_FN_POSIX_MEMALIGN, size, (__u64)memptr);
-}
-
-/* aligned_alloc(align, size), memalign(align, size) */
-SEC("uprobe")
-int BPF_UPROBE(memalign_enter, __u64 align, __u64 size)
-{
-	return enter(ctx, MT_FN_MEMALIGN, size, 0);
-}
-
-/* valloc(size), pvalloc(size): the size asked for, not the rounded one */
-SEC("uprobe")
-int BPF_UPROBE(valloc_enter, __u64 size)
-{
-	return enter(ctx, MT_FN_VALLOC, size, 0);
-}
-
-SEC("uretprobe")
-int BPF_URETPROBE(alloc_return, void *ret)
-{
-	return leave(ctx, (__u64)ret);
-}
-
-SEC("uprobe")
-int BPF_UPROBE(free_enter, void *ptr)
+static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct mt_alloc_key k = { .tgid = id >> 32, .addr = (__u64)ptr };
+	struct mt_alloc_key k = { .tgid = id >> 32, .addr = ptr };
 	struct mt_alloc *a, copy;
 
 	if (!ptr)
@@ -430,4 +379,39 @@ int BPF_UPROBE(free_enter, void *ptr)
 		return 0;
 	account_free(k.tgid, &copy);
 	return 0;
+}
+
+/*
+ * One entry program for every allocator function; the attach cookie
+ * says which one. One uprobe_multi link per library then covers them all
+ * (detaching a link costs an RCU grace period, ~0.1 s here, per link).
+ */
+SEC("uprobe.multi")
+int alloc_enter(struct pt_regs *ctx)
+{
+	__u64 fn = bpf_get_attach_cookie(ctx);
+	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
+
+	switch (fn) {
+	case MT_FN_FREE:
+		return free_enter(ctx, a1);
+	case MT_FN_CALLOC:
+		return enter(ctx, fn, mul_sat(a1, a2), 0);
+	case MT_FN_REALLOC:
+		return enter(ctx, fn, a2, a1);
+	case MT_FN_REALLOCARRAY:
+		return enter(ctx, fn, mul_sat(a2, a3), a1);
+	case MT_FN_POSIX_MEMALIGN:	/* (memptr, align, size) */
+		return enter(ctx, fn, a3, a1);
+	case MT_FN_MEMALIGN:		/* aligned_alloc, memalign: (align, size) */
+		return enter(ctx, fn, a2, 0);
+	default:			/* malloc, valloc, pvalloc, operator new */
+		return enter(ctx, fn, a1, 0);
+	}
+}
+
+SEC("uretprobe.multi")
+int alloc_return(struct pt_regs *ctx)
+{
+	return leave(ctx, PT_REGS_RC(ctx));
 }

@@ -21,19 +21,17 @@
 #define MT_DEFAULT_MAX_STACKS (1u << 16)
 #define MT_DEFAULT_MAX_THREADS (1u << 14)
 
-/* Which allocator entry point a call came through. */
+/* Which allocator entry point a call came through: the attach cookie. */
 enum mt_fn {
-	MT_FN_MALLOC,
-	MT_FN_CALLOC,
-	MT_FN_REALLOC,
-	MT_FN_REALLOCARRAY,
-	MT_FN_POSIX_MEMALIGN,
-	MT_FN_ALIGNED_ALLOC,
-	MT_FN_MEMALIGN,
-	MT_FN_VALLOC,
-	MT_FN_PVALLOC,
-	MT_FN_FREE,
-	MT_FN_CFREE,
+	MT_FN_MALLOC,		/* (size) */
+	MT_FN_CALLOC,		/* (n, size) */
+	MT_FN_REALLOC,		/* (ptr, size) */
+	MT_FN_REALLOCARRAY,	/* (ptr, n, size) */
+	MT_FN_POSIX_MEMALIGN,	/* (memptr, align, size) */
+	MT_FN_MEMALIGN,		/* (align, size): aligned_alloc, memalign */
+	MT_FN_VALLOC,		/* (size): valloc, pvalloc */
+	MT_FN_NEW,		/* (size): operator new and new[] variants */
+	MT_FN_FREE,		/* (ptr): free, cfree */
 	MT_FN__COUNT,
 };
 

@@ -158,13 +158,14 @@ static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info 
 	}
 }
 
-static int attach(struct app *a, pid_t pid, const char *lib)
+static int attach(struct app *a, pid_t pid, const char *lib, enum mt_lib kind)
 {
-	struct mt_probe_info info[MT_FN__COUNT];
-	int n, err = mt_tracer__attach(a->tracer, pid, lib, info, &n);
+	struct mt_probe_info info[MT_MAX_LIB_PROBES];
+	int n, err = mt_tracer__attach(a->tracer, pid, lib, kind, info, &n);
 
 	if (err == -ENOENT) {
-		error("%s does not define malloc and free: cannot trace PID %d", lib, pid);
+		error("%s does not define %s: cannot trace PID %d", lib,
+		      kind == MT_LIB_C ? "malloc and free" : "operator new", pid);
 		return MT_EXIT_RUNTIME;
 	}
 	if (err) {
@@ -173,6 +174,16 @@ static int attach(struct app *a, pid_t pid, const char *lib)
 	}
 	print_probes(pid, lib, info, n);
 	return 0;
+}
+
+/* libc, and libstdc++ when the process maps it (or may: cxx given). */
+static int attach_libs(struct app *a, pid_t pid, const char *libc, const char *cxx)
+{
+	int err = attach(a, pid, libc, MT_LIB_C);
+
+	if (!err && cxx)
+		err = attach(a, pid, cxx, MT_LIB_CXX);
+	return err;
 }
 
 static struct target *add_target(struct app *a, pid_t pid)
@@ -196,19 +207,20 @@ static void refresh(struct app *a, struct target *t)
 
 static int attach_pids(struct app *a)
 {
-	char lib[4200];
+	char lib[4200], cxx[4200];
 
 	for (int i = 0; i < a->o.npids; i++) {
 		pid_t pid = a->o.pids[i];
 		struct target *t = add_target(a, pid);
-		int err = mt_target__find_libc(pid, lib, sizeof(lib));
+		int err = mt_target__find_lib(pid, "libc.so", lib, sizeof(lib));
 
 		if (err) {
 			error("PID %d maps no glibc libc.so.6 (statically linked, or another "
 			      "libc): not supported yet", pid);
 			return MT_EXIT_RUNTIME;
 		}
-		if ((err = attach(a, pid, lib)))
+		err = mt_target__find_lib(pid, "libstdc++.so", cxx, sizeof(cxx));
+		if ((err = attach_libs(a, pid, lib, err ? NULL : cxx)))
 			return err;
 		t->pidfd = mt_target__pidfd(pid);
 		refresh(a, t);
@@ -218,15 +230,19 @@ static int attach_pids(struct app *a)
 
 static int start_command(struct app *a, const char *path)
 {
-	char lib[4200];
+	char lib[4200], cxx[4200], *slash;
 	struct target *t;
 	int err;
 
-	/* the command will load the system's libc: the one memtrace uses */
-	if (mt_target__find_libc(getpid(), lib, sizeof(lib))) {
+	/* the command will load the system's libc: the one memtrace uses,
+	 * and the libstdc++ beside it, if installed */
+	if (mt_target__find_lib(getpid(), "libc.so", lib, sizeof(lib))) {
 		error("cannot find the system libc.so.6");
 		return MT_EXIT_RUNTIME;
 	}
+	snprintf(cxx, sizeof(cxx), "%s", lib);
+	slash = strrchr(cxx, '/');
+	snprintf(slash + 1, cxx + sizeof(cxx) - slash - 1, "libstdc++.so.6");
 	err = mt_target__spawn(a->o.cmd, path, &a->child);
 	if (err) {
 		error("cannot start %s: %s", a->o.cmd[0], strerror(-err));
@@ -237,7 +253,7 @@ static int start_command(struct app *a, const char *path)
 	snprintf(t->info.exe, sizeof(t->info.exe), "%s", path);
 	snprintf(t->info.comm, sizeof(t->info.comm), "%.15s",
 		 strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
-	if ((err = attach(a, a->child.pid, lib))) {
+	if ((err = attach_libs(a, a->child.pid, lib, access(cxx, R_OK) ? NULL : cxx))) {
 		kill(a->child.pid, SIGKILL);
 		while (mt_target__poll(&a->child) != MT_CHILD_EXITED)
 			usleep(1000);
@@ -530,7 +546,7 @@ int main(int argc, char **argv)
 	if (rc)
 		goto cleanup;
 	fprintf(stderr, "memtrace: tracing %d process%s with %d probes; Ctrl-C to stop\n",
-		a->ntargets, a->ntargets == 1 ? "" : "es", mt_tracer__nlinks(a->tracer));
+		a->ntargets, a->ntargets == 1 ? "" : "es", mt_tracer__nprobes(a->tracer));
 	rc = run(a) ? MT_EXIT_RUNTIME : 0;
 	rc = exit_code(a, rc);
 cleanup:

@@ -88,7 +88,7 @@ fail:
 	return NULL;
 }
 
-int mt_target__find_libc(pid_t pid, char *path, size_t len)
+int mt_target__find_lib(pid_t pid, const char *prefix, char *path, size_t len)
 {
 	struct mt_maps maps;
 	char p[64], *text;
@@ -106,7 +106,7 @@ int mt_target__find_libc(pid_t pid, char *path, size_t len)
 	for (size_t i = 0; i < maps.n; i++) {
 		const char *base = strrchr(maps.v[i].path, '/');
 
-		if (!mt_map__is_file(&maps.v[i]) || !base || strncmp(base + 1, "libc.so", 7))
+		if (!mt_map__is_file(&maps.v[i]) || !base || strncmp(base + 1, prefix, strlen(prefix)))
 			continue;
 		snprintf(path, len, "/proc/%d/root%s", pid, maps.v[i].path);
 		err = 0;

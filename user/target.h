@@ -12,10 +12,11 @@ int mt_target__check_pid(pid_t pid);
 /* comm and exe of a live process; fields untouched where unreadable. */
 void mt_target__proc_info(pid_t pid, struct mt_proc *p);
 /*
- * Path (through /proc/PID/root) of the libc.so.6 mapped by pid, for the
- * kernel to attach uprobes to. 0, -ENOENT (no glibc) or -errno.
+ * Path (through /proc/PID/root) of the library mapped by pid whose file
+ * name starts with prefix ("libc.so", "libstdc++.so"), for the kernel to
+ * attach uprobes to. 0, -ENOENT (not mapped) or -errno.
  */
-int mt_target__find_libc(pid_t pid, char *path, size_t len);
+int mt_target__find_lib(pid_t pid, const char *prefix, char *path, size_t len);
 /* Resolve COMMAND like execvp does. 0, -ENOENT or -EACCES. */
 int mt_target__resolve_cmd(const char *cmd, char *path, size_t len);
 /* A pidfd that becomes readable when pid exits, or -errno. */

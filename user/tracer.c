@@ -13,32 +13,50 @@ struct mt_tracer {
 	struct memtrace_bpf *skel;
 	struct bpf_link **links;
 	int nlinks;
+	int nprobes;
 };
 
-/* Every glibc allocation entry point and the program that handles it. */
+/* Every allocation entry point and how the entry program reads it. */
 struct probe_def {
 	const char *name;
-	size_t prog_off;	/* offsetof the program in skel->progs */
-	bool has_return;
+	enum mt_fn fn;		/* the attach cookie */
 };
 
-#define PROG(p) offsetof(struct memtrace_bpf, progs.p) - offsetof(struct memtrace_bpf, progs)
-
-static const struct probe_def probes[] = {
-	{ "malloc", PROG(malloc_enter), true },
-	{ "calloc", PROG(calloc_enter), true },
-	{ "realloc", PROG(realloc_enter), true },
-	{ "reallocarray", PROG(reallocarray_enter), true },
-	{ "posix_memalign", PROG(posix_memalign_enter), true },
-	{ "aligned_alloc", PROG(memalign_enter), true },
-	{ "memalign", PROG(memalign_enter), true },
-	{ "valloc", PROG(valloc_enter), true },
-	{ "pvalloc", PROG(valloc_enter), true },
-	{ "free", PROG(free_enter), false },
-	{ "cfree", PROG(free_enter), false },
+static const struct probe_def libc_probes[] = {
+	{ "malloc", MT_FN_MALLOC },
+	{ "free", MT_FN_FREE },
+	{ "calloc", MT_FN_CALLOC },
+	{ "realloc", MT_FN_REALLOC },
+	{ "reallocarray", MT_FN_REALLOCARRAY },
+	{ "posix_memalign", MT_FN_POSIX_MEMALIGN },
+	{ "aligned_alloc", MT_FN_MEMALIGN },
+	{ "memalign", MT_FN_MEMALIGN },
+	{ "valloc", MT_FN_VALLOC },
+	{ "pvalloc", MT_FN_VALLOC },
+	{ "cfree", MT_FN_FREE },
 };
 
-_Static_assert(sizeof(probes) / sizeof(probes[0]) == MT_FN__COUNT, "one probe per mt_fn");
+/*
+ * libstdc++ is built without frame pointers: seen only from malloc, a
+ * `new` would lose the function that called it. Probed as allocators
+ * themselves, their malloc is a nested call and the stack is taken at
+ * their return, in the caller. delete needs no probe: it calls free.
+ */
+static const struct probe_def cxx_probes[] = {
+	{ "_Znwm", MT_FN_NEW },
+	{ "_Znam", MT_FN_NEW },
+	{ "_ZnwmRKSt9nothrow_t", MT_FN_NEW },
+	{ "_ZnamRKSt9nothrow_t", MT_FN_NEW },
+	{ "_ZnwmSt11align_val_t", MT_FN_NEW },
+	{ "_ZnamSt11align_val_t", MT_FN_NEW },
+	{ "_ZnwmSt11align_val_tRKSt9nothrow_t", MT_FN_NEW },
+	{ "_ZnamSt11align_val_tRKSt9nothrow_t", MT_FN_NEW },
+};
+
+#define MAX_PROBES 16
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(ARRAY_SIZE(libc_probes) <= MAX_PROBES, "MAX_PROBES");
+_Static_assert(ARRAY_SIZE(cxx_probes) <= MAX_PROBES, "MAX_PROBES");
 
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 {
@@ -80,69 +98,76 @@ void mt_tracer__free(struct mt_tracer *t)
 	free(t);
 }
 
-int mt_tracer__nlinks(const struct mt_tracer *t)
+int mt_tracer__nprobes(const struct mt_tracer *t)
 {
-	return t->nlinks;
+	return t->nprobes;
 }
 
 static int add_link(struct mt_tracer *t, struct bpf_program *prog, pid_t pid,
-		    const char *lib, uint64_t off, bool ret)
+		    const char *lib, const uint64_t *offs, const uint64_t *cookies, size_t n,
+		    bool ret)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret);
+	LIBBPF_OPTS(bpf_uprobe_multi_opts, uo, .offsets = (const unsigned long *)offs,
+		    .cookies = (const __u64 *)cookies, .cnt = n, .retprobe = ret);
 	struct bpf_link **nl, *l;
 
+	if (!n)
+		return 0;
 	nl = realloc(t->links, (t->nlinks + 1) * sizeof(*nl));
 	if (!nl)
 		return -ENOMEM;
 	t->links = nl;
-	l = bpf_program__attach_uprobe_opts(prog, pid, lib, off, &uo);
+	l = bpf_program__attach_uprobe_multi(prog, pid, lib, NULL, &uo);
 	if (!l)
 		return -errno;
 	t->links[t->nlinks++] = l;
 	return 0;
 }
 
-int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib,
+int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_lib kind,
 		      struct mt_probe_info *info, int *ninfo)
 {
-	const char *names[MT_FN__COUNT];
-	uint64_t offs[MT_FN__COUNT];
+	const struct probe_def *defs = kind == MT_LIB_CXX ? cxx_probes : libc_probes;
+	size_t n = kind == MT_LIB_CXX ? ARRAY_SIZE(cxx_probes) : ARRAY_SIZE(libc_probes);
+	uint64_t offs[MAX_PROBES], eo[MAX_PROBES], ec[MAX_PROBES], ro[MAX_PROBES];
+	size_t ne = 0, nr = 0;
+	const char *names[MAX_PROBES];
 	int err;
 
 	*ninfo = 0;
-	for (int i = 0; i < MT_FN__COUNT; i++)
-		names[i] = probes[i].name;
-	err = mt_elf__func_offsets(lib, names, MT_FN__COUNT, offs);
+	for (size_t i = 0; i < n; i++)
+		names[i] = defs[i].name;
+	err = mt_elf__func_offsets(lib, names, n, offs);
 	if (err)
 		return err;
-	if (!offs[MT_FN_MALLOC] || !offs[MT_FN_FREE])
+	/* libc must have malloc and free; libstdc++ at least operator new */
+	if (!offs[0] || (kind == MT_LIB_C && !offs[1]))
 		return -ENOENT;
-	for (int i = 0; i < MT_FN__COUNT; i++) {
-		struct bpf_program *prog;
+	for (size_t i = 0; i < n; i++) {
 		const char *alias = NULL;
 
 		if (!offs[i])
 			continue;
-		/* aliases (aligned_alloc = memalign, cfree = free) share code */
-		for (int j = 0; j < i; j++)
+		/* aliases (aligned_alloc = memalign, cfree = free) share code:
+		 * probing both would count every call twice */
+		for (size_t j = 0; j < i; j++)
 			if (offs[j] == offs[i])
 				alias = names[j];
 		info[(*ninfo)++] = (struct mt_probe_info){ names[i], offs[i], alias };
 		if (alias)
 			continue;
-		prog = *(struct bpf_program **)((char *)&t->skel->progs + probes[i].prog_off);
-		/* return probe first: a call entered in between is then ignored
-		 * rather than left half-recorded */
-		if (probes[i].has_return) {
-			err = add_link(t, t->skel->progs.alloc_return, pid, lib, offs[i], true);
-			if (err)
-				return err;
-		}
-		err = add_link(t, prog, pid, lib, offs[i], false);
-		if (err)
-			return err;
+		eo[ne] = offs[i];
+		ec[ne++] = defs[i].fn;
+		if (defs[i].fn != MT_FN_FREE)
+			ro[nr++] = offs[i];
 	}
-	return 0;
+	/* return probes first: a call entered in between is then ignored
+	 * rather than left half-recorded */
+	err = add_link(t, t->skel->progs.alloc_return, pid, lib, ro, NULL, nr, true);
+	if (!err)
+		err = add_link(t, t->skel->progs.alloc_enter, pid, lib, eo, ec, ne, false);
+	t->nprobes += ne + nr;
+	return err;
 }
 
 /* Read a whole hash map with batch lookups: O(n / batch) syscalls. */

@@ -23,17 +23,25 @@ struct mt_probe_info {
 	const char *alias_of;	/* same address as an earlier name: not probed twice */
 };
 
+enum mt_lib {
+	MT_LIB_C,		/* glibc: malloc, free, ... */
+	MT_LIB_CXX,		/* libstdc++: operator new variants */
+};
+
+/* Most probes one library gets. */
+#define MT_MAX_LIB_PROBES 16
+
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out);
 void mt_tracer__free(struct mt_tracer *t);
 /*
- * Attach the allocator probes in lib (a path the kernel can open) to pid.
- * info[] (MT_FN__COUNT entries) says what was attached. 0 or -errno;
- * -ENOENT when lib defines no malloc/free.
+ * Attach the allocator probes of a library (a path the kernel can open)
+ * to pid. info[] (MT_MAX_LIB_PROBES entries) says what was attached.
+ * 0 or -errno; -ENOENT when lib lacks the functions that kind requires.
  */
-int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib,
+int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_lib kind,
 		      struct mt_probe_info *info, int *ninfo);
-/* Number of links attached so far. */
-int mt_tracer__nlinks(const struct mt_tracer *t);
+/* Number of probes (entry and return) attached so far. */
+int mt_tracer__nprobes(const struct mt_tracer *t);
 int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s);
 void mt_snapshot__clear(struct mt_snapshot *s);
 /* The frames of a stack id. 0 or -ENOENT. */

@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""Helpers for the integration tests: they run the real build/memtrace,
+with real BPF, against the programs in tests/progs. Nothing here skips: a
+machine where BPF cannot be loaded fails every test, loudly."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MEMTRACE = os.path.join(ROOT, "build", "memtrace")
+PROGS = os.path.join(ROOT, "build", "tests", "progs")
+# names of our BPF programs as bpftool shows them (15 chars at most)
+OUR_PROGS = {"alloc_enter", "alloc_return"}
+
+
+def prog(name):
+    return os.path.join(PROGS, name)
+
+
+def memtrace(*args, timeout=60, **kw):
+    """Run memtrace to completion; returns CompletedProcess (text)."""
+    return subprocess.run([MEMTRACE, *args], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def reports(stdout):
+    """All JSON reports printed (one per line)."""
+    return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
+
+
+def trace_cmd(name, *args, opts=("-n", "0")):
+    """Trace a test program with `--`; returns (final report, result)."""
+    r = memtrace("--json", *opts, "--", prog(name), *args)
+    assert r.returncode == 0, r.stderr
+    reps = reports(r.stdout)
+    assert reps, "no JSON report in output:\n" + r.stdout + r.stderr
+    assert reps[-1]["final"] is True
+    return reps[-1], r
+
+
+def by_function(entries, name):
+    """Sum the entries whose allocating function (frames[0]) is name.
+    A function with several call sites has one stack per site."""
+    out = {"outstanding_bytes": 0, "outstanding_count": 0, "alloc_bytes": 0,
+           "alloc_count": 0, "free_count": 0, "stacks": 0}
+    for e in entries:
+        if e["frames"] and (e["frames"][0]["symbol"] or "").split("(")[0] == name:
+            for k in out:
+                if k != "stacks":
+                    out[k] += e[k]
+            out["stacks"] += 1
+    return out
+
+
+def our_links():
+    progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
+                                      text=True, check=True).stdout or "[]")
+    ids = {p["id"] for p in progs if p.get("name") in OUR_PROGS}
+    links = json.loads(subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
+                                      text=True, check=True).stdout or "[]")
+    return ids, [l for l in links if l.get("prog_id") in ids]
+
+
+def assert_no_probes_left(wait_s=3.0):
+    """memtrace has exited: none of its programs or links may remain. The
+    kernel frees a released program after an RCU grace period, so allow
+    that long (bounded) before judging."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        progs, links = our_links()
+        if not progs and not links:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"BPF programs {progs} / links {links} left attached")
+        time.sleep(0.05)
+
+
+class Waiter:
+    """tests/progs/waiter, driven step by step with SIGUSR1."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([prog("waiter"), *args], stdout=subprocess.PIPE,
+                                  text=True)
+        line = self.p.stdout.readline()
+        assert line.startswith("ready"), line
+        self.pid = self.p.pid
+
+    def step(self, expect):
+        os.kill(self.pid, signal.SIGUSR1)
+        line = self.p.stdout.readline()
+        assert line.strip() == expect, line
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+class Tracer:
+    """A memtrace running in the background; started() waits for attach."""
+
+    def __init__(self, *args, out=None):
+        self.out = out
+        cmd = [MEMTRACE, "--json", "-n", "0", *args]
+        if out:
+            cmd += ["-o", out]
+        self.t0 = time.monotonic()
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        line = self.p.stderr.readline()
+        self.attach_s = time.monotonic() - self.t0
+        assert "memtrace: tracing" in line, line + self.p.stderr.read()
+
+    def finish(self, sig=None, timeout=30):
+        if sig:
+            self.p.send_signal(sig)
+        out, err = self.p.communicate(timeout=timeout)
+        if self.out:
+            with open(self.out) as f:
+                out = f.read()
+        return self.p.returncode, reports(out), err
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bpf_works():
+    """Fail (never skip) when this machine cannot run memtrace's BPF."""
+    assert os.geteuid() == 0, "integration tests need root (BPF, uprobes)"
+    assert os.access(MEMTRACE, os.X_OK), f"{MEMTRACE} not built"
+    r = memtrace("--json", "--", "/bin/true")
+    assert r.returncode == 0, "memtrace cannot load its BPF programs here:\n" + r.stderr

@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""-p attach, targets exiting, signals, intervals, exit status passthrough,
+and that nothing is left attached afterwards."""
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import (MEMTRACE, Tracer, Waiter, assert_no_probes_left, by_function,
+                      memtrace, reports)
+
+
+@pytest.fixture
+def waiter():
+    w = Waiter("stay")
+    yield w
+    w.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_attach_pid_and_signal_gives_final_report(waiter, sig, tmp_path):
+    t = Tracer("-p", str(waiter.pid), out=str(tmp_path / "r.json"))
+    assert t.attach_s < 1.0, f"attach took {t.attach_s:.3f} s"
+    waiter.step("step1")
+    rc, reps, err = t.finish(sig)
+    assert rc == 0, err
+    rep = reps[-1]
+    assert rep["final"] is True
+    assert rep["processes"][0]["pid"] == waiter.pid
+    assert rep["processes"][0]["comm"] == "waiter"
+    assert rep["processes"][0]["exited"] is False
+    got = by_function(rep["stacks"], "after_attach")
+    assert (got["outstanding_bytes"], got["outstanding_count"]) == (21000, 7)
+    # allocated before attach: not seen; their frees are counted, not errors
+    assert by_function(rep["stacks"], "before_attach")["stacks"] == 0
+    assert rep["lost"]["free_untracked"] == 2
+    assert waiter.p.poll() is None, "the target must survive memtrace"
+    assert_no_probes_left()
+
+
+def test_target_exit_ends_tracing_and_keeps_symbols():
+    w = Waiter()
+    try:
+        t = Tracer("-p", str(w.pid), "--min-age", "1000")
+        w.step("step1")
+        os.kill(w.pid, signal.SIGUSR1)
+        rc, reps, err = t.finish()
+        assert rc == 0, err
+        assert w.p.wait() == 3
+    finally:
+        w.close()
+    rep = reps[-1]
+    assert rep["final"] is True and rep["processes"][0]["exited"] is True
+    # everything an exited process never freed is a leak, whatever its age
+    leak = by_function(rep["leaks"], "after_attach")
+    assert (leak["outstanding_bytes"], leak["outstanding_count"]) == (21000, 7)
+    l = [l for l in rep["leaks"] if l["frames"][0]["symbol"] == "after_attach"][0]
+    assert l["reason"] == "not_freed_at_exit"
+    assert l["frames"][1]["symbol"] == "main"
+    assert_no_probes_left()
+
+
+def test_min_age_leaks(waiter):
+    t = Tracer("-p", str(waiter.pid), "--min-age", "0.5")
+    waiter.step("step1")
+    time.sleep(1.0)
+    rc, reps, _ = t.finish(signal.SIGINT)
+    leak = [l for l in reps[-1]["leaks"] if l["frames"][0]["symbol"] == "after_attach"]
+    assert len(leak) == 1
+    assert leak[0]["reason"] == "older_than_min_age"
+    assert leak[0]["outstanding_bytes"] == 21000
+    assert 0.9 <= leak[0]["oldest_age_s"] < 30
+
+
+def test_young_allocations_are_not_leaks(waiter):
+    t = Tracer("-p", str(waiter.pid), "--min-age", "1000")
+    waiter.step("step1")
+    rc, reps, _ = t.finish(signal.SIGINT)
+    assert by_function(reps[-1]["leaks"], "after_attach")["stacks"] == 0
+    assert by_function(reps[-1]["stacks"], "after_attach")["outstanding_bytes"] == 21000
+
+
+def test_interval_and_duration(waiter):
+    t = Tracer("-p", str(waiter.pid), "-i", "0.3", "-d", "1.45")
+    waiter.step("step1")
+    rc, reps, err = t.finish()
+    assert rc == 0, err
+    assert len(reps) == 5, [r["final"] for r in reps]
+    assert [r["final"] for r in reps] == [False] * 4 + [True]
+    assert 1.4 <= reps[-1]["duration_s"] < 3
+    assert by_function(reps[-1]["stacks"], "after_attach")["outstanding_bytes"] == 21000
+    assert_no_probes_left()
+
+
+def test_multiple_pids():
+    a, b = Waiter("stay"), Waiter("stay")
+    try:
+        t = Tracer("-p", f"{a.pid},{b.pid}")
+        a.step("step1")
+        b.step("step1")
+        rc, reps, _ = t.finish(signal.SIGINT)
+    finally:
+        a.close()
+        b.close()
+    rep = reps[-1]
+    assert {p["pid"] for p in rep["processes"]} == {a.pid, b.pid}
+    for pid in (a.pid, b.pid):
+        mine = [s for s in rep["stacks"] if s["pid"] == pid]
+        assert by_function(mine, "after_attach")["outstanding_bytes"] == 21000
+
+
+def test_command_exit_status_and_stdio_pass_through(tmp_path):
+    r = memtrace("-o", str(tmp_path / "r.txt"), "--", "/bin/sh", "-c", "exit 7")
+    assert r.returncode == 7
+    r = memtrace("-o", str(tmp_path / "r.txt"), "--", "/bin/cat", input="hello\n")
+    assert r.returncode == 0 and r.stdout == "hello\n"
+    r = memtrace("-o", str(tmp_path / "r.txt"), "--", "/bin/sh", "-c", "echo oops >&2; kill -9 $$")
+    assert r.returncode == 128 + 9
+    assert "oops" in r.stderr
+    assert "Top" in (tmp_path / "r.txt").read_text()
+    assert_no_probes_left()
+
+
+def test_text_report(tmp_path):
+    r = memtrace("--min-age", "0", "--", "build/tests/progs/demo".replace(
+        "build", MEMTRACE.rsplit("/", 1)[0]))
+    assert r.returncode == 0
+    assert "Top " in r.stdout and "Leak candidates" in r.stdout
+    assert "cache_session+0x" in r.stdout
+    assert "25.0 KiB in 100 blocks" in r.stdout
+
+
+import os  # noqa: E402  (used by the exit test)
