@@ -184,7 +184,9 @@ static void text_frames(const struct mt_entry *e, FILE *f)
 		const struct mt_frame *fr = &e->frames[i];
 
 		fprintf(f, "        #%-2zu 0x%012" PRIx64 " ", i, fr->addr);
-		if (fr->symbol)
+		if (fr->symbol && fr->inlined)
+			fprintf(f, "%s", fr->symbol);
+		else if (fr->symbol)
 			fprintf(f, "%s+0x%" PRIx64, fr->symbol, fr->offset);
 		else
 			fprintf(f, "[unknown]");
@@ -196,6 +198,11 @@ static void text_frames(const struct mt_entry *e, FILE *f)
 			fprintf(f, " in %s", fr->module);
 		fputc('\n', f);
 	}
+}
+
+static const char *plural(uint64_t n)
+{
+	return n == 1 ? "" : "s";
 }
 
 static const char *comm_of(const struct mt_entry *e)
@@ -214,12 +221,12 @@ static void text_header(const struct mt_report *r, FILE *f)
 		fprintf(f, "  process %d %s (%s)%s\n", r->procs[i].pid, r->procs[i].comm,
 			r->procs[i].exe[0] ? r->procs[i].exe : "?",
 			r->procs[i].exited ? " exited" : "");
-	fprintf(f, "  allocated %s in %" PRIu64 " calls; freed %s in %" PRIu64 " calls\n",
-		mt_fmt_bytes(t->alloc_bytes, a, sizeof(a)), t->alloc_count,
-		mt_fmt_bytes(t->free_bytes, b, sizeof(b)), t->free_count);
-	fprintf(f, "  outstanding %s in %" PRIu64 " blocks (peak %s)\n",
+	fprintf(f, "  allocated %s in %" PRIu64 " call%s; freed %s in %" PRIu64 " call%s\n",
+		mt_fmt_bytes(t->alloc_bytes, a, sizeof(a)), t->alloc_count, plural(t->alloc_count),
+		mt_fmt_bytes(t->free_bytes, b, sizeof(b)), t->free_count, plural(t->free_count));
+	fprintf(f, "  outstanding %s in %" PRIu64 " block%s (peak %s)\n",
 		mt_fmt_bytes(t->outstanding_bytes, a, sizeof(a)), t->outstanding_count,
-		mt_fmt_bytes(t->peak_outstanding_bytes, c, sizeof(c)));
+		plural(t->outstanding_count), mt_fmt_bytes(t->peak_outstanding_bytes, c, sizeof(c)));
 	if (t->alloc_failed)
 		fprintf(f, "  failed allocations (NULL, not recorded): %" PRIu64 "\n",
 			t->alloc_failed);
@@ -241,11 +248,12 @@ void mt_render__text(const struct mt_report *r, const struct mt_render_opts *o, 
 	for (size_t i = 0; i < r->ntop; i++) {
 		const struct mt_entry *e = &r->entries[r->top[i]];
 
-		fprintf(f, "  [%zu] %s outstanding in %" PRIu64 " blocks; %s allocated in %"
-			PRIu64 " calls; pid %d (%s)\n", i + 1,
+		fprintf(f, "  [%zu] %s outstanding in %" PRIu64 " block%s; %s allocated in %"
+			PRIu64 " call%s; pid %d (%s)\n", i + 1,
 			mt_fmt_bytes(e->st.outstanding_bytes, a, sizeof(a)),
-			(uint64_t)e->st.outstanding_count, mt_fmt_bytes(e->st.alloc_bytes, b, sizeof(b)),
-			(uint64_t)e->st.alloc_count, e->pid, comm_of(e));
+			(uint64_t)e->st.outstanding_count, plural(e->st.outstanding_count),
+			mt_fmt_bytes(e->st.alloc_bytes, b, sizeof(b)),
+			(uint64_t)e->st.alloc_count, plural(e->st.alloc_count), e->pid, comm_of(e));
 		text_frames(e, f);
 	}
 	fprintf(f, "\nLeak candidates (outstanding for at least %.1f s, or never freed by an "
@@ -253,8 +261,9 @@ void mt_render__text(const struct mt_report *r, const struct mt_render_opts *o, 
 	for (size_t i = 0; i < r->nleaks; i++) {
 		const struct mt_entry *e = &r->entries[r->leaks[i]];
 
-		fprintf(f, "  [%zu] %s in %" PRIu64 " blocks, oldest %.1f s, %s; pid %d (%s)\n",
+		fprintf(f, "  [%zu] %s in %" PRIu64 " block%s, oldest %.1f s, %s; pid %d (%s)\n",
 			i + 1, mt_fmt_bytes(e->leak_bytes, a, sizeof(a)), e->leak_count,
+			plural(e->leak_count),
 			age_s(r, e), e->exited ? "never freed before exit" : "still live",
 			e->pid, comm_of(e));
 		text_frames(e, f);

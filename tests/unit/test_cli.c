@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <criterion/criterion.h>
+#include <string.h>
+#include "cli.h"
+
+static struct mt_opts o;
+static char err[256];
+
+#define PARSE(...)                                                              \
+	({                                                                      \
+		char *argv[] = { "memtrace", __VA_ARGS__, NULL };               \
+		mt_cli__parse(sizeof(argv) / sizeof(argv[0]) - 1, argv, &o, err, \
+			      sizeof(err));                                     \
+	})
+
+Test(cli, defaults)
+{
+	cr_assert_eq(PARSE("-p", "42"), MT_CLI_RUN);
+	cr_assert_eq(o.npids, 1);
+	cr_assert_eq(o.pids[0], 42);
+	cr_assert_eq(o.top, 10);
+	cr_assert_float_eq(o.min_age_s, 5.0, 1e-9);
+	cr_assert_eq(o.interval_s, 0);
+	cr_assert_eq(o.format, MT_FMT_TEXT);
+	cr_assert_eq(o.max_depth, 64);
+	cr_assert_null(o.cmd);
+}
+
+Test(cli, pid_list)
+{
+	cr_assert_eq(PARSE("-p", "1,2,3", "--pid", "4"), MT_CLI_RUN);
+	cr_assert_eq(o.npids, 4);
+	cr_assert_eq(o.pids[3], 4);
+}
+
+Test(cli, bad_pids)
+{
+	cr_assert_eq(PARSE("-p", "abc"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "invalid PID 'abc'"), "%s", err);
+	cr_assert_eq(PARSE("-p", "0"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("-p", "-5"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("-p", "1,"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("-p", "99999999999"), MT_CLI_ERROR);
+}
+
+Test(cli, command_keeps_its_flags)
+{
+	cr_assert_eq(PARSE("-n", "3", "--", "./prog", "-p", "--x"), MT_CLI_RUN);
+	cr_assert_str_eq(o.cmd[0], "./prog");
+	cr_assert_str_eq(o.cmd[1], "-p");
+	cr_assert_str_eq(o.cmd[2], "--x");
+	cr_assert_null(o.cmd[3]);
+	cr_assert_eq(o.npids, 0);
+}
+
+Test(cli, all_options)
+{
+	cr_assert_eq(PARSE("-i", "2.5", "-d", "60", "-n", "0", "--min-age", "0.5",
+			   "--min-size", "4K", "--max-size", "1M", "--format", "json",
+			   "-o", "out.json", "-v", "-v", "--max-depth", "127",
+			   "--max-allocs", "1000", "--max-stacks", "50", "-p", "7"),
+		     MT_CLI_RUN);
+	cr_assert_float_eq(o.interval_s, 2.5, 1e-9);
+	cr_assert_float_eq(o.duration_s, 60, 1e-9);
+	cr_assert_eq(o.top, 0);
+	cr_assert_float_eq(o.min_age_s, 0.5, 1e-9);
+	cr_assert_eq(o.min_size, 4096);
+	cr_assert_eq(o.max_size, 1 << 20);
+	cr_assert_eq(o.format, MT_FMT_JSON);
+	cr_assert_str_eq(o.output, "out.json");
+	cr_assert_eq(o.verbose, 2);
+	cr_assert_eq(o.max_depth, 127);
+	cr_assert_eq(o.max_allocs, 1000);
+	cr_assert_eq(o.max_stacks, 50);
+}
+
+Test(cli, bad_values)
+{
+	cr_assert_eq(PARSE("-i", "-1", "-p", "1"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "invalid interval '-1'"), "%s", err);
+	cr_assert_eq(PARSE("-i", "0", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("-i", "nan", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("-d", "1x", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("-n", "-1", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--min-size", "4Q", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--min-size", "2K", "--max-size", "1K", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--max-depth", "0", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--max-depth", "128", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--format", "yaml", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("-o", "", "-p", "1"), MT_CLI_ERROR);
+}
+
+Test(cli, unknown_and_missing)
+{
+	cr_assert_eq(PARSE("--frobnicate"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "unknown option '--frobnicate'"), "%s", err);
+	cr_assert_eq(PARSE("-z"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "unknown option '-z'"), "%s", err);
+	cr_assert_eq(PARSE("-p"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "needs a value"), "%s", err);
+}
+
+Test(cli, target_required_and_exclusive)
+{
+	cr_assert_eq(PARSE("-n", "1"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "nothing to trace"), "%s", err);
+	cr_assert_eq(PARSE("-p", "1", "--", "ls"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "not both"), "%s", err);
+}
+
+Test(cli, help_and_version)
+{
+	cr_assert_eq(PARSE("-h"), MT_CLI_HELP);
+	cr_assert_eq(PARSE("--version"), MT_CLI_VERSION);
+	cr_assert(strstr(mt_cli__help(), "Exit status"));
+}

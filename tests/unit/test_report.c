@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Aggregation, leak selection and ranking, on a synthetic snapshot:
+ *   pid 100 (live):   stack A  3 blocks of 1000 at t=1s, 2s, 9s
+ *                     stack B  allocated and freed
+ *                     stack D  2 blocks of 1500 at t=9.5s
+ *   pid 200 (exited): stack C  1 block of 512 at t=8s
+ * now = 10 s, min-age 5 s.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include "helpers.h"
+#include "render.h"
+#include "report.h"
+
+#define S 1000000000ULL
+
+static struct mt_proc procs[2] = {
+	{ .pid = 100, .comm = "app", .exe = "/usr/bin/app" },
+	{ .pid = 200, .comm = "done", .exe = "/usr/bin/done", .exited = true },
+};
+
+static struct mt_stat_entry stats[] = {
+	{ { 100, 0, 0xA }, { 3000, 3, 5000, 5, 2000, 2 } },
+	{ { 100, 0, 0xB }, { 0, 0, 100, 1, 100, 1 } },
+	{ { 200, 0, 0xC }, { 512, 1, 512, 1, 0, 0 } },
+	{ { 100, 0, 0xD }, { 3000, 2, 3000, 2, 0, 0 } },
+};
+
+static struct mt_alloc_entry allocs[] = {
+	{ { 100, 0, 0x1000 }, { 1000, 1 * S, 0xA } },
+	{ { 100, 0, 0x2000 }, { 1000, 2 * S, 0xA } },
+	{ { 100, 0, 0x3000 }, { 1000, 9 * S, 0xA } },
+	{ { 200, 0, 0x1000 }, { 512, 8 * S, 0xC } },
+	{ { 100, 0, 0x4000 }, { 1500, 9 * S + S / 2, 0xD } },
+	{ { 100, 0, 0x5000 }, { 1500, 9 * S + S / 2, 0xD } },
+};
+
+static struct mt_snapshot snap(void)
+{
+	struct mt_snapshot s = {
+		.stats = stats, .nstats = 4, .allocs = allocs, .nallocs = 6,
+		.peak_bytes = 9000, .now_ns = 10 * S,
+	};
+
+	s.counters[MT_CNT_ALLOC_COUNT] = 9;
+	s.counters[MT_CNT_ALLOC_BYTES] = 8612;
+	s.counters[MT_CNT_FREE_COUNT] = 3;
+	s.counters[MT_CNT_FREE_BYTES] = 2100;
+	s.counters[MT_CNT_ALLOC_FAILED] = 1;
+	s.counters[MT_CNT_LOST_FREE_UNTRACKED] = 2;
+	s.counters[MT_CNT_LOST_STACKS_FULL] = 1;
+	return s;
+}
+
+static struct mt_report build(uint64_t top)
+{
+	struct mt_snapshot s = snap();
+	struct mt_report_opts o = { .top = top, .min_age_ns = 5 * S, .duration_s = 12.5,
+				    .final = true };
+	struct mt_report r;
+
+	cr_assert_eq(mt_report__build(&s, procs, 2, &o, &r), 0);
+	return r;
+}
+
+#define TOP(r, i) (&(r).entries[(r).top[i]])
+#define LEAK(r, i) (&(r).entries[(r).leaks[i]])
+
+Test(report, totals_and_lost)
+{
+	struct mt_report r = build(0);
+
+	cr_assert_eq(r.totals.alloc_count, 9);
+	cr_assert_eq(r.totals.outstanding_count, 6);
+	cr_assert_eq(r.totals.outstanding_bytes, 6512);
+	cr_assert_eq(r.totals.peak_outstanding_bytes, 9000);
+	cr_assert_eq(r.totals.alloc_failed, 1);
+	cr_assert_eq(r.lost[MT_CNT_LOST_FREE_UNTRACKED - MT_CNT__EVENTS], 2);
+	cr_assert_eq(r.lost_total, 3);
+	mt_report__clear(&r);
+}
+
+Test(report, ranked_by_outstanding_then_allocated)
+{
+	struct mt_report r = build(0);
+
+	cr_assert_eq(r.ntop, 4);
+	cr_assert_eq(TOP(r, 0)->stack_id, 0xA); /* 3000, allocated 5000 */
+	cr_assert_eq(TOP(r, 1)->stack_id, 0xD); /* 3000, allocated 3000 */
+	cr_assert_eq(TOP(r, 2)->stack_id, 0xC);
+	cr_assert_eq(TOP(r, 3)->stack_id, 0xB);
+	cr_assert_eq(TOP(r, 0)->proc, &procs[0]);
+	cr_assert_eq(TOP(r, 2)->proc, &procs[1]);
+	mt_report__clear(&r);
+}
+
+Test(report, top_limits_both_lists)
+{
+	struct mt_report r = build(1);
+
+	cr_assert_eq(r.ntop, 1);
+	cr_assert_eq(r.nleaks, 1);
+	cr_assert_eq(TOP(r, 0)->stack_id, 0xA);
+	mt_report__clear(&r);
+}
+
+Test(report, leaks_by_age_and_exit)
+{
+	struct mt_report r = build(0);
+
+	cr_assert_eq(r.nleaks, 2);
+	/* A: the blocks from t=1s and t=2s are older than 5 s; t=9s is not */
+	cr_assert_eq(LEAK(r, 0)->stack_id, 0xA);
+	cr_assert_eq(LEAK(r, 0)->leak_bytes, 2000);
+	cr_assert_eq(LEAK(r, 0)->leak_count, 2);
+	cr_assert_eq(LEAK(r, 0)->oldest_ts_ns, 1 * S);
+	/* C: only 2 s old, but its process exited without freeing it */
+	cr_assert_eq(LEAK(r, 1)->stack_id, 0xC);
+	cr_assert_eq(LEAK(r, 1)->leak_bytes, 512);
+	cr_assert(LEAK(r, 1)->exited);
+	mt_report__clear(&r);
+}
+
+Test(report, empty_snapshot)
+{
+	struct mt_snapshot s = { .now_ns = S };
+	struct mt_report_opts o = { .top = 10 };
+	struct mt_report r;
+
+	cr_assert_eq(mt_report__build(&s, NULL, 0, &o, &r), 0);
+	cr_assert_eq(r.ntop, 0);
+	cr_assert_eq(r.nleaks, 0);
+	mt_report__clear(&r);
+}
+
+Test(report, allocator_frames_skipped)
+{
+	struct mt_frame f[] = {
+		{ .raw_symbol = "_Znwm" },
+		{ .raw_symbol = "_ZnwmSt11align_val_t" },
+		{ .raw_symbol = "_ZN3app5Cache4fillEi" },
+		{ .raw_symbol = "main" },
+	};
+
+	cr_assert_eq(mt_frames__skip_allocator(f, 4), 2);
+	cr_assert_eq(mt_frames__skip_allocator(f + 2, 2), 0);
+	cr_assert_eq(mt_frames__skip_allocator(f, 2), 1); /* keeps one */
+	cr_assert_eq(mt_frames__skip_allocator(f, 0), 0);
+}
+
+/* Frames for the golden rendering: an inlined frame, an unknown one. */
+static struct mt_frame fa[] = {
+	{ 0x401136, "grow_inline", "grow_inline", 0, "/usr/bin/app", "/src/app.c", 12, true },
+	{ 0x401136, "leaky_fn", "leaky_fn", 0x16, "/usr/bin/app", "/src/app.c", 30, false },
+	{ 0x4011a0, "main", "main", 0x40, "/usr/bin/app", "/src/app.c", 41, false },
+};
+static struct mt_frame fc[] = {
+	{ 0x7f0000001000, NULL, NULL, 0, NULL, NULL, 0, false },
+};
+
+static void golden(const char *name, const char *got)
+{
+	char path[512], *want;
+
+	snprintf(path, sizeof(path), GOLDEN("%s"), name);
+	if (getenv("MT_UPDATE_GOLDEN")) {
+		FILE *f = fopen(path, "w");
+
+		fputs(got, f);
+		fclose(f);
+	}
+	want = slurp(path);
+	cr_assert_not_null(want, "missing %s", path);
+	cr_assert_str_eq(got, want, "%s differs:\n%s", name, got);
+	free(want);
+}
+
+static void render(bool json, const char *name)
+{
+	struct mt_report r = build(0);
+	struct mt_render_opts ro = { .min_age_s = 5 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	for (size_t i = 0; i < r.nentries; i++) {
+		if (r.entries[i].stack_id == 0xA) {
+			r.entries[i].frames = malloc(sizeof(fa));
+			memcpy(r.entries[i].frames, fa, sizeof(fa));
+			r.entries[i].nframes = 3;
+		} else if (r.entries[i].stack_id == 0xC) {
+			r.entries[i].frames = malloc(sizeof(fc));
+			memcpy(r.entries[i].frames, fc, sizeof(fc));
+			r.entries[i].nframes = 1;
+		}
+	}
+	if (json)
+		mt_render__json(&r, &ro, f);
+	else
+		mt_render__text(&r, &ro, f);
+	fclose(f);
+	golden(name, buf);
+	free(buf);
+	mt_report__clear(&r);
+}
+
+Test(render, json_golden)
+{
+	render(true, "report.json");
+}
+
+Test(render, text_golden)
+{
+	render(false, "report.txt");
+}
