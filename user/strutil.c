@@ -1,22 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "strutil.h"
 
+/* Leading decimal digits of s (no sign, no space); *end after them. */
+static int parse_digits(const char *s, unsigned long long *v, char **end)
+{
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno == ERANGE ? -ERANGE : 0;
+}
+
 int mt_parse_u64(const char *s, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
+	int err = parse_digits(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (err)
+		return err;
 	if (*end)
 		return -EINVAL;
 	*out = v;
@@ -28,13 +37,10 @@ int mt_parse_size(const char *s, uint64_t *out)
 	unsigned long long v;
 	unsigned shift = 0;
 	char *end;
+	int err = parse_digits(s, &v, &end);
 
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
+	if (err)
+		return err;
 	switch (toupper((unsigned char)*end)) {
 	case 0: break;
 	case 'K': shift = 10; break;
@@ -85,4 +91,36 @@ const char *mt_fmt_bytes(uint64_t bytes, char *buf, unsigned long len)
 	}
 	snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+char *mt_read_file(const char *path)
+{
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap), *nb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
+	ssize_t n;
+
+	if (fd < 0 || !buf)
+		goto fail;
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += n;
+		if (cap - len < 4096) {
+			if (!(nb = realloc(buf, cap * 2)))
+				goto fail;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	if (n < 0)
+		goto fail;
+	close(fd);
+	buf[len] = 0;
+	return buf;
+fail:
+	saved = errno ? errno : ENOMEM;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	errno = saved;
+	return NULL;
 }

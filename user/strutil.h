@@ -11,6 +11,8 @@ int mt_parse_u64(const char *s, uint64_t *out);
 int mt_parse_size(const char *s, uint64_t *out);
 /* Non-negative finite number of seconds, e.g. "2", "0.5". */
 int mt_parse_seconds(const char *s, double *out);
+/* Whole contents of a (proc) file, NUL-terminated; NULL with errno set. */
+char *mt_read_file(const char *path);
 /* Human-readable bytes: "512 B", "1.5 KiB", ... into buf. */
 const char *mt_fmt_bytes(uint64_t bytes, char *buf, unsigned long len);
 

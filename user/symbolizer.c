@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "pairmap.h"
 #include "procmaps.h"
+#include "strutil.h"
 #include "symbolizer.h"
 
 #define MAX_INLINE 16
@@ -116,35 +117,6 @@ void mt_symbolizer__free(struct mt_symbolizer *s)
 	free(s);
 }
 
-static char *read_file(const char *path)
-{
-	size_t len = 0, cap = 1 << 16;
-	char *buf = malloc(cap);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0 || !buf) {
-		free(buf);
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += n;
-		if (cap - len < 4096) {
-			char *nb = realloc(buf, cap * 2);
-
-			if (!nb)
-				break;
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	close(fd);
-	buf[len] = 0;
-	return buf;
-}
-
 /* Open the mapped file as the process sees it, even if deleted. */
 static int open_mapped(pid_t pid, const struct mt_map *m)
 {
@@ -205,7 +177,7 @@ int mt_symbolizer__add_process(struct mt_symbolizer *s, pid_t pid)
 	int err;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	text = read_file(path);
+	text = mt_read_file(path);
 	if (!text)
 		return -errno ? -errno : -ENOENT;
 	err = mt_procmaps__parse(text, &maps);

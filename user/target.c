@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "procmaps.h"
+#include "strutil.h"
 #include "target.h"
 
 int mt_target__check_pid(pid_t pid)
@@ -60,34 +61,6 @@ void mt_target__proc_info(pid_t pid, struct mt_proc *p)
 	}
 }
 
-static char *read_all(const char *path)
-{
-	size_t len = 0, cap = 1 << 16;
-	char *buf = malloc(cap), *nb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0 || !buf)
-		goto fail;
-	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += n;
-		if (cap - len < 4096) {
-			if (!(nb = realloc(buf, cap * 2)))
-				goto fail;
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	close(fd);
-	buf[len] = 0;
-	return buf;
-fail:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return NULL;
-}
-
 int mt_target__find_lib(pid_t pid, const char *prefix, char *path, size_t len)
 {
 	struct mt_maps maps;
@@ -95,7 +68,7 @@ int mt_target__find_lib(pid_t pid, const char *prefix, char *path, size_t len)
 	int err = -ENOENT;
 
 	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
-	text = read_all(p);
+	text = mt_read_file(p);
 	if (!text)
 		return -errno;
 	err = mt_procmaps__parse(text, &maps);
