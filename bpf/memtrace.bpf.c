@@ -233,15 +233,34 @@ static __always_inline void record_alloc(struct pt_regs *ctx, __u32 tgid,
 	outstanding_add(size);
 }
 
-/* True when this thread is already inside an allocator call. */
+/*
+ * Allocator-internal nesting is shallow: an inner call sits within a few
+ * KiB below the outer one. A state left behind (a longjmp or exception
+ * out of an allocator) is then rarely taken for an outer call.
+ */
+#define MT_NEST_MAX_SP 16384
+
+/* The thread's call in flight if this call is nested inside it. */
 static __always_inline struct mt_call *outer_call(__u64 id, __u64 sp)
 {
 	struct mt_call *c = bpf_map_lookup_elem(&calls, &id);
 
-	/* a deeper stack pointer means nested; anything else is stale */
-	if (c && c->depth && sp < c->sp)
+	if (c && c->depth && sp < c->sp && c->sp - sp < MT_NEST_MAX_SP)
 		return c;
 	return NULL;
+}
+
+/* A stale state is replaced: give back the realloc block it held. */
+static __always_inline void drop_stale(__u64 id)
+{
+	struct mt_call *c = bpf_map_lookup_elem(&calls, &id);
+
+	if (c && c->old_found) {
+		struct mt_alloc_key k = { .tgid = id >> 32, .addr = c->arg };
+
+		bpf_map_update_elem(&allocs, &k, &c->old, BPF_NOEXIST);
+		c->old_found = 0;
+	}
 }
 
 static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
@@ -257,6 +276,7 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
 		count(MT_CNT_NESTED, 1);
 		return 0;
 	}
+	drop_stale(id);
 	c.size = size;
 	c.arg = arg;
 	c.sp = sp;
@@ -325,8 +345,8 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 		leave_realloc(ctx, id >> 32, &c, ret);
 		return 0;
 	case MT_FN_POSIX_MEMALIGN:
-		/* returns 0 on success and stores the block in *memptr */
-		if (ret || bpf_probe_read_user(&ptr, sizeof(ptr), (void *)c.arg))
+		/* returns 0 (an int) on success, the block in *memptr */
+		if ((int)ret || bpf_probe_read_user(&ptr, sizeof(ptr), (void *)c.arg))
 			ptr = 0;
 		break;
 	default:

@@ -131,11 +131,15 @@ int mt_cli__parse_pids(const char *s, struct mt_opts *o, char *err, size_t errle
 			snprintf(err, errlen, "invalid PID '%s': expected a positive number", tok);
 			return -EINVAL;
 		}
+		for (int i = 0; i < o->npids; i++)
+			if (o->pids[i] == (pid_t)v)
+				goto next; /* given twice: trace it once */
 		if (o->npids == MT_MAX_PIDS) {
 			snprintf(err, errlen, "too many PIDs (at most %d)", MT_MAX_PIDS);
 			return -E2BIG;
 		}
 		o->pids[o->npids++] = (pid_t)v;
+next:;
 	}
 	if (s[strlen(s) - 1] == ',' || s[0] == ',') {
 		snprintf(err, errlen, "invalid PID list '%s'", s);

@@ -224,6 +224,12 @@ static int attach_pids(struct app *a)
 			return err;
 		t->pidfd = mt_target__pidfd(pid);
 		refresh(a, t);
+		if (t->pidfd == -ESRCH)
+			t->info.exited = true; /* gone already */
+		else if (t->pidfd < 0) {
+			error("pidfd_open(%d) failed: %s", pid, strerror(-t->pidfd));
+			return MT_EXIT_RUNTIME;
+		}
 	}
 	return 0;
 }
@@ -255,8 +261,7 @@ static int start_command(struct app *a, const char *path)
 		 strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
 	if ((err = attach_libs(a, a->child.pid, lib, access(cxx, R_OK) ? NULL : cxx))) {
 		kill(a->child.pid, SIGKILL);
-		while (mt_target__poll(&a->child) != MT_CHILD_EXITED)
-			usleep(1000);
+		mt_target__reap(&a->child);
 		a->have_child = false;
 		return err;
 	}
@@ -517,7 +522,7 @@ int main(int argc, char **argv)
 	if ((rc = check_environment()) || (rc = check_targets(a, cmd_path, sizeof(cmd_path))))
 		return rc;
 	a->out = stdout;
-	if (a->o.output && !(a->out = fopen(a->o.output, "w"))) {
+	if (a->o.output && !(a->out = fopen(a->o.output, "we"))) {
 		error("cannot open %s for writing: %s", a->o.output, strerror(errno));
 		return MT_EXIT_RUNTIME;
 	}

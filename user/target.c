@@ -155,6 +155,7 @@ int mt_target__spawn(char **argv, const char *path, struct mt_child *c)
 		/* memtrace blocks signals for its signalfd; the command must not */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		close(go[1]);
 		close(er[0]);
 		if (read(go[0], &x, 1) != 1)
@@ -206,9 +207,32 @@ int mt_target__release(struct mt_child *c)
 	if (n == 0)
 		return 0; /* closed by a successful exec */
 	/* the child failed to exec and exits at once: reap it */
-	while (!c->exited && mt_target__poll(c) != MT_CHILD_EXITED)
-		usleep(1000);
+	mt_target__reap(c);
 	return n == sizeof(e) ? -e : -EIO;
+}
+
+void mt_target__reap(struct mt_child *c)
+{
+	int st;
+
+	while (!c->exited) {
+		if (waitpid(c->pid, &st, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			c->exited = true; /* not ours any more: nothing to wait for */
+			return;
+		}
+		if (WIFEXITED(st) || WIFSIGNALED(st)) {
+			c->status = st;
+			c->exited = true;
+		} else if (WIFSTOPPED(st)) {
+			/* exit stop or any other stop: let it run on to its end */
+			int sig = st >> 8 == (SIGTRAP | (PTRACE_EVENT_EXIT << 8)) ||
+				  st >> 16 ? 0 : WSTOPSIG(st);
+
+			ptrace(PTRACE_CONT, c->pid, 0, sig);
+		}
+	}
 }
 
 enum mt_child_event mt_target__poll(struct mt_child *c)

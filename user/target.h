@@ -46,6 +46,8 @@ int mt_target__spawn(char **argv, const char *path, struct mt_child *c);
 int mt_target__release(struct mt_child *c);
 /* Handle one pending state change of the child (non-blocking). */
 enum mt_child_event mt_target__poll(struct mt_child *c);
+/* Block until the child is gone, letting it through any stop. */
+void mt_target__reap(struct mt_child *c);
 /* Resume the child after MT_CHILD_EXITING. */
 void mt_target__resume(struct mt_child *c);
 /* Exit code to pass through: status, or 128 + signal. */

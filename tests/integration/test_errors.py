@@ -91,3 +91,16 @@ def test_static_binary_is_refused_clearly(tmp_path):
     errs = error_lines(r.stderr)
     assert len(errs) == 1 and "maps no glibc" in errs[0]
     assert_no_probes_left()
+
+
+def test_exec_failure_after_attach(tmp_path):
+    # passes the up-front checks (a regular executable file) but execve()
+    # fails with ENOEXEC: memtrace must reap the child, say so, and exit 2
+    script = tmp_path / "noshebang"
+    script.write_text("echo hi\n")
+    script.chmod(0o755)
+    r = memtrace("--", str(script), timeout=20)
+    assert r.returncode == 2
+    errs = error_lines(r.stderr)
+    assert len(errs) == 1 and "cannot execute" in errs[0] and "Exec format error" in errs[0]
+    assert_no_probes_left()

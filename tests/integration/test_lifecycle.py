@@ -122,6 +122,16 @@ def test_command_exit_status_and_stdio_pass_through(tmp_path):
     assert_no_probes_left()
 
 
+def test_command_gets_default_sigpipe(tmp_path):
+    # memtrace ignores SIGPIPE itself; the command must not inherit that
+    # (yes dies of SIGPIPE: status 141; with SIGPIPE ignored it would
+    # print "Broken pipe" and exit 1)
+    r = memtrace("-o", str(tmp_path / "r.txt"), "--", "/bin/sh", "-c",
+                 "(yes; echo status=$? >&2) | head -1 >/dev/null", timeout=30)
+    assert r.returncode == 0
+    assert "status=141" in r.stderr, r.stderr
+
+
 def test_text_report(tmp_path):
     r = memtrace("--min-age", "0", "--", "build/tests/progs/demo".replace(
         "build", MEMTRACE.rsplit("/", 1)[0]))

@@ -33,6 +33,14 @@ Test(cli, pid_list)
 	cr_assert_eq(o.pids[3], 4);
 }
 
+Test(cli, duplicate_pids_traced_once)
+{
+	cr_assert_eq(PARSE("-p", "5,6,5", "-p", "6"), MT_CLI_RUN);
+	cr_assert_eq(o.npids, 2);
+	cr_assert_eq(o.pids[0], 5);
+	cr_assert_eq(o.pids[1], 6);
+}
+
 Test(cli, bad_pids)
 {
 	cr_assert_eq(PARSE("-p", "abc"), MT_CLI_ERROR);
