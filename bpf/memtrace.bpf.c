@@ -240,27 +240,10 @@ static __always_inline void record_alloc(struct pt_regs *ctx, __u32 tgid,
  */
 #define MT_NEST_MAX_SP 16384
 
-/* The thread's call in flight if this call is nested inside it. */
-static __always_inline struct mt_call *outer_call(__u64 id, __u64 sp)
+/* Is a call at sp nested inside the thread's call in flight c? */
+static __always_inline bool nested_in(const struct mt_call *c, __u64 sp)
 {
-	struct mt_call *c = bpf_map_lookup_elem(&calls, &id);
-
-	if (c && c->depth && sp < c->sp && c->sp - sp < MT_NEST_MAX_SP)
-		return c;
-	return NULL;
-}
-
-/* A stale state is replaced: give back the realloc block it held. */
-static __always_inline void drop_stale(__u64 id)
-{
-	struct mt_call *c = bpf_map_lookup_elem(&calls, &id);
-
-	if (c && c->old_found) {
-		struct mt_alloc_key k = { .tgid = id >> 32, .addr = c->arg };
-
-		bpf_map_update_elem(&allocs, &k, &c->old, BPF_NOEXIST);
-		c->old_found = 0;
-	}
+	return c && c->depth && sp < c->sp && c->sp - sp < MT_NEST_MAX_SP;
 }
 
 static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
@@ -268,15 +251,20 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 sp = PT_REGS_SP(ctx);
-	struct mt_call *outer = outer_call(id, sp);
+	struct mt_call *cur = bpf_map_lookup_elem(&calls, &id);
 	struct mt_call c = {};
 
-	if (outer) {
-		outer->depth++;
+	if (nested_in(cur, sp)) {
+		cur->depth++;
 		count(MT_CNT_NESTED, 1);
 		return 0;
 	}
-	drop_stale(id);
+	if (cur && cur->old_found) {
+		/* a stale state is replaced: give back the realloc block it held */
+		struct mt_alloc_key k = { .tgid = id >> 32, .addr = cur->arg };
+
+		bpf_map_update_elem(&allocs, &k, &cur->old, BPF_NOEXIST);
+	}
 	c.size = size;
 	c.arg = arg;
 	c.sp = sp;
@@ -383,7 +371,7 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 
 	if (!ptr)
 		return 0;
-	if (outer_call(id, PT_REGS_SP(ctx))) {
+	if (nested_in(bpf_map_lookup_elem(&calls, &id), PT_REGS_SP(ctx))) {
 		/* realloc(p, 0) frees through free(): realloc accounts it */
 		count(MT_CNT_NESTED, 1);
 		return 0;
