@@ -44,9 +44,9 @@ PURE_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 
-PROG_C := $(wildcard tests/progs/*.c)
+PROG_C := $(filter-out tests/progs/lib%.c,$(wildcard tests/progs/*.c))
 PROG_CXX := $(wildcard tests/progs/*.cpp)
-PROGS := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
+PROGS := $(BUILD)/tests/progs/libmt_testlib.so $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
 	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
 # Test programs: known flags, frame pointers, no tail calls (each allocating
 # function must stay a frame), debug info for file:line.
@@ -107,6 +107,15 @@ $(BUILD)/tests/progs/%: tests/progs/%.c $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(PROG_FLAGS) $< -o $@
+
+$(BUILD)/tests/progs/lib%.so: tests/progs/lib%.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(PROG_FLAGS) -fPIC -shared $< -o $@
+
+$(BUILD)/tests/progs/uselib: tests/progs/uselib.c $(BUILD)/tests/progs/libmt_testlib.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROG_FLAGS) $< -L$(@D) -lmt_testlib -Wl,-rpath,'$$ORIGIN' -o $@
 
 $(BUILD)/tests/progs/%: tests/progs/%.cpp $(DEPS_STAMP)
 	$(call msg,CXX,$@)

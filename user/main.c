@@ -115,6 +115,21 @@ static int check_environment(void)
 	return 0;
 }
 
+static void dedup_pids(struct mt_opts *o)
+{
+	int n = 0;
+
+	for (int i = 0; i < o->npids; i++) {
+		bool seen = false;
+
+		for (int j = 0; j < n; j++)
+			seen |= o->pids[j] == o->pids[i];
+		if (!seen)
+			o->pids[n++] = o->pids[i];
+	}
+	o->npids = n;
+}
+
 static int check_targets(struct app *a, char *cmd_path, size_t len)
 {
 	for (int i = 0; i < a->o.npids; i++) {
@@ -128,7 +143,16 @@ static int check_targets(struct app *a, char *cmd_path, size_t len)
 			error("cannot read /proc/%d/maps: %s", a->o.pids[i], strerror(-err));
 			return MT_EXIT_RUNTIME;
 		}
+		/* a thread ID means its whole process */
+		err = mt_target__tgid(a->o.pids[i]);
+		if (err > 0 && err != a->o.pids[i]) {
+			if (verbose)
+				fprintf(stderr, "memtrace: %d is a thread of process %d: tracing %d\n",
+					a->o.pids[i], err, err);
+			a->o.pids[i] = err;
+		}
 	}
+	dedup_pids(&a->o);
 	if (a->o.cmd) {
 		int err = mt_target__resolve_cmd(a->o.cmd[0], cmd_path, len);
 

@@ -42,6 +42,19 @@ static ssize_t read_small(const char *path, char *buf, size_t len)
 	return n;
 }
 
+pid_t mt_target__tgid(pid_t tid)
+{
+	char path[64], buf[2048], *t;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	n = read_small(path, buf, sizeof(buf));
+	if (n < 0)
+		return n == -ENOENT ? -ESRCH : n;
+	t = strstr(buf, "\nTgid:");
+	return t ? (pid_t)strtol(t + 6, NULL, 10) : -EINVAL;
+}
+
 void mt_target__proc_info(pid_t pid, struct mt_proc *p)
 {
 	char path[64], buf[sizeof(p->exe)];

@@ -9,6 +9,8 @@
 
 /* 0, -ESRCH (no such process) or -errno. */
 int mt_target__check_pid(pid_t pid);
+/* The process (thread group) a thread ID belongs to, or -errno. */
+pid_t mt_target__tgid(pid_t tid);
 /* comm and exe of a live process; fields untouched where unreadable. */
 void mt_target__proc_info(pid_t pid, struct mt_proc *p);
 /*

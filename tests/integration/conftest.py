@@ -85,7 +85,10 @@ class Waiter:
     def __init__(self, *args):
         self.p = subprocess.Popen([prog("waiter"), *args], stdout=subprocess.PIPE,
                                   text=True)
-        line = self.p.stdout.readline()
+        lines = [self.p.stdout.readline(), self.p.stdout.readline()]
+        self.tid = [int(l.split()[1]) for l in lines if l.startswith("thread ") and
+                    l.split()[1] != "none"]
+        line = [l for l in lines if l.startswith("ready")][0]
         assert line.startswith("ready"), line
         self.pid = self.p.pid
 

@@ -110,6 +110,21 @@ def test_multiple_pids():
         assert by_function(mine, "after_attach")["outstanding_bytes"] == 21000
 
 
+def test_thread_id_traces_its_process():
+    w = Waiter("stay", "thread")
+    try:
+        assert w.tid and w.tid[0] != w.pid
+        t = Tracer("-p", str(w.tid[0]))
+        w.step("step1")
+        rc, reps, _ = t.finish(signal.SIGINT)
+    finally:
+        w.close()
+    rep = reps[-1]
+    assert [p["pid"] for p in rep["processes"]] == [w.pid]
+    # after_attach runs on the main thread, not the one named
+    assert by_function(rep["stacks"], "after_attach")["outstanding_bytes"] == 21000
+
+
 def test_command_exit_status_and_stdio_pass_through(tmp_path):
     r = memtrace("-o", str(tmp_path / "r.txt"), "--", "/bin/sh", "-c", "exit 7")
     assert r.returncode == 7

@@ -6,7 +6,9 @@
  *   step 1, after_attach: 7 x 3000 kept; 2 of the early blocks freed
  *           (2 frees of untracked blocks)
  *   step 2: exit (or, with "stay", keep waiting for signals)
+ * With "thread" it also starts an idle thread, and prints its ID too.
  */
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include "testprog.h"
@@ -27,10 +29,25 @@ NOINLINE void after_attach(void)
 	free(early[1]);
 }
 
+static void *idle(void *arg)
+{
+	printf("thread %d\n", gettid());
+	fflush(stdout);
+	for (;;)
+		pause();
+	return arg;
+}
+
 int main(int argc, char **argv)
 {
+	pthread_t t;
+
 	block_usr1();
 	before_attach();
+	if (argc > 2 && !strcmp(argv[2], "thread"))
+		pthread_create(&t, NULL, idle, NULL);
+	else
+		printf("thread none\n");
 	printf("ready %d\n", getpid());
 	fflush(stdout);
 	wait_usr1();
