@@ -31,11 +31,11 @@ override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter 
 	-MMD -MP -Iinclude -Iuser -I$(BUILD) -DMT_VERSION='"$(VERSION) ($(GIT_REV))"'
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -D__bpf__ -Wall \
 	-Iinclude -Ivmlinux -MMD -MP
-LIBS := -lbpf -ldw -lelf -lz -liberty
+LIBS := -lbpf -ldw -lelf -lz -liberty -lcapstone
 
 # Pure modules: no BPF, no syscalls beyond stdio; linked into unit tests.
 PURE_SRCS := user/cli.c user/procmaps.c user/report.c user/render.c user/json_writer.c \
-	user/strutil.c user/pairmap.c
+	user/strutil.c user/pairmap.c user/probesite.c
 SYS_SRCS := user/tracer.c user/elfsyms.c user/symbolizer.c user/target.c
 MAIN_SRC := user/main.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS) $(SYS_SRCS) $(MAIN_SRC))
@@ -65,6 +65,7 @@ $(DEPS_STAMP): scripts/setup.sh
 		&& pkg-config --atleast-version=0.192 libdw 2>/dev/null \
 		&& pkg-config --exists criterion 2>/dev/null \
 		&& [ -f /usr/include/libiberty/demangle.h ] \
+		&& pkg-config --exists capstone 2>/dev/null \
 		&& $(PYTHON) -c 'import pytest' 2>/dev/null; then :; \
 	else \
 		echo "  SETUP    dependencies missing: running scripts/setup.sh"; \
@@ -101,7 +102,7 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c $(DEPS_STAMP)
 
 $(BUILD)/tests/unit_tests: $(UNIT_OBJS) $(PURE_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ -lcriterion -o $@
+	$(Q)$(CC) $(CFLAGS) $^ -lcriterion -lcapstone -o $@
 
 $(BUILD)/tests/progs/%: tests/progs/%.c $(DEPS_STAMP)
 	$(call msg,CC,$@)

@@ -178,6 +178,10 @@ static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info 
 			(unsigned long long)info[i].offset);
 		if (info[i].alias_of)
 			fprintf(stderr, " (alias of %s, probed once)", info[i].alias_of);
+		else
+			fprintf(stderr, " probe at +%llu, %s: %s",
+				(unsigned long long)info[i].site.delta,
+				mt_site_why__str(info[i].site.why), info[i].site.first_insn);
 		fputc('\n', stderr);
 	}
 }

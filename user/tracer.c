@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 #include <bpf/bpf.h>
@@ -124,6 +126,17 @@ static int add_link(struct mt_tracer *t, struct bpf_program *prog, pid_t pid,
 	return 0;
 }
 
+/* Probe site of the function at file offset off (entry if unreadable). */
+static void choose_site(int fd, uint64_t off, bool free_like, struct mt_site *site)
+{
+	uint8_t code[4096];
+	ssize_t n = pread(fd, code, sizeof(code), off);
+
+	memset(site, 0, sizeof(*site));
+	if (n <= 0 || mt_probesite__choose(code, n, free_like, site))
+		site->delta = 0;
+}
+
 int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_lib kind,
 		      struct mt_probe_info *info, int *ninfo)
 {
@@ -132,7 +145,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	uint64_t offs[MAX_PROBES], eo[MAX_PROBES], ec[MAX_PROBES], ro[MAX_PROBES];
 	size_t ne = 0, nr = 0;
 	const char *names[MAX_PROBES];
-	int err;
+	int err, fd;
 
 	*ninfo = 0;
 	for (size_t i = 0; i < n; i++)
@@ -143,6 +156,9 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	/* libc must have malloc and free; libstdc++ at least operator new */
 	if (!offs[0] || (kind == MT_LIB_C && !offs[1]))
 		return -ENOENT;
+	fd = open(lib, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
 	for (size_t i = 0; i < n; i++) {
 		const char *alias = NULL;
 
@@ -153,14 +169,21 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 		for (size_t j = 0; j < i; j++)
 			if (offs[j] == offs[i])
 				alias = names[j];
-		info[(*ninfo)++] = (struct mt_probe_info){ names[i], offs[i], alias };
-		if (alias)
-			continue;
-		eo[ne] = offs[i];
-		ec[ne++] = defs[i].fn;
-		if (defs[i].fn != MT_FN_FREE)
-			ro[nr++] = offs[i];
+		info[*ninfo] = (struct mt_probe_info){ .name = names[i], .offset = offs[i], .alias_of = alias };
+		choose_site(fd, offs[i], defs[i].fn == MT_FN_FREE, &info[*ninfo].site);
+		if (!alias) {
+			/* off the single-stepped entry where that is provably
+			 * safe: user/probesite.h */
+			uint64_t at = offs[i] + info[*ninfo].site.delta;
+
+			eo[ne] = at;
+			ec[ne++] = defs[i].fn;
+			if (defs[i].fn != MT_FN_FREE)
+				ro[nr++] = at;
+		}
+		(*ninfo)++;
 	}
+	close(fd);
 	/* return probes first: a call entered in between is then ignored
 	 * rather than left half-recorded */
 	err = add_link(t, t->skel->progs.alloc_return, pid, lib, ro, NULL, nr, true);

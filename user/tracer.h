@@ -16,11 +16,14 @@ struct mt_tracer_opts {
 	uint64_t max_allocs, max_stacks;
 };
 
+#include "probesite.h"
+
 /* One attached allocator function, for -v. */
 struct mt_probe_info {
 	const char *name;
-	uint64_t offset;
+	uint64_t offset;	/* of the function, in the file */
 	const char *alias_of;	/* same address as an earlier name: not probed twice */
+	struct mt_site site;	/* where the probe went, from the entry */
 };
 
 enum mt_lib {

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 """Exact accounting per allocator entry point and per allocating function."""
-from conftest import by_function, trace_cmd
+from conftest import by_function, memtrace, prog, trace_cmd
 
 
 def test_each_entry_point_exact():
@@ -113,3 +113,19 @@ def test_demo_report():
     req = by_function(rep["stacks"], "handle_request")
     assert (req["outstanding_bytes"], req["alloc_count"], req["free_count"]) == (0, 100, 100)
     assert req["alloc_bytes"] == 100 * 4096
+
+
+def test_free_probed_past_its_null_check():
+    # glibc's free begins with `test rdi,rdi; je ret`: single-stepping that
+    # costs ~6 us per call on a VM; the probe must sit on the push after it,
+    # and the frees counted there must stay exact (test_each_entry_point)
+    r = memtrace("-v", "-o", "/dev/null", "--", prog("allocs"))
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stderr.splitlines() if l.split()[1:2] == ["free"]][0]
+    assert "after the NULL check: push" in line, line
+    assert free_count_of_allocs() == 5 + 1
+
+
+def free_count_of_allocs():
+    rep, _ = trace_cmd("allocs")
+    return rep["totals"]["free_count"]
