@@ -54,7 +54,9 @@ PROG_FLAGS := -O2 -g -fno-omit-frame-pointer -fno-optimize-sibling-calls -pthrea
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps demo test unit integration install clean format
+BENCH_BINS := $(BUILD)/bench/churn $(BUILD)/bench/cxx_work
+
+.PHONY: all deps demo test unit integration install clean format bench bench-smoke
 all: $(BUILD)/memtrace
 
 # Run scripts/setup.sh only when a tool or library is missing.
@@ -123,6 +125,24 @@ $(BUILD)/tests/progs/%: tests/progs/%.cpp $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CXX) $(PROG_FLAGS) $< -o $@
 
+$(BUILD)/bench/churn: bench/churn.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -O2 -g -fno-omit-frame-pointer -pthread $< -o $@
+
+$(BUILD)/bench/cxx_work: bench/cxx_work.cpp $(DEPS_STAMP)
+	$(call msg,CXX,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CXX) -O2 -g $< -o $@
+
+# Benchmarks: several minutes; see docs/benchmarks.md.
+bench: $(BUILD)/memtrace $(BENCH_BINS)
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+# What CI runs: the harness end to end on tiny sizes (not a measurement).
+bench-smoke: $(BUILD)/memtrace $(BENCH_BINS)
+	$(Q)$(PYTHON) bench/run.py --small --reps 1 --out $(BUILD)/bench-smoke >/dev/null
+
 demo: $(BUILD)/memtrace $(BUILD)/tests/progs/demo
 	@echo "memtrace: tracing the bundled demo (tests/progs/demo.c)"
 	$(BUILD)/memtrace --min-age 0 -- $(BUILD)/tests/progs/demo
@@ -133,9 +153,10 @@ unit: $(BUILD)/tests/unit_tests
 integration: $(BUILD)/memtrace $(PROGS)
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-test: $(BUILD)/memtrace $(BUILD)/tests/unit_tests $(PROGS)
+test: $(BUILD)/memtrace $(BUILD)/tests/unit_tests $(PROGS) $(BENCH_BINS)
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory bench-smoke
 
 install: $(BUILD)/memtrace
 	install -D -m 0755 $(BUILD)/memtrace $(DESTDIR)$(PREFIX)/bin/memtrace

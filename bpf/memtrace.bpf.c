@@ -423,3 +423,17 @@ int alloc_return(struct pt_regs *ctx)
 {
 	return leave(ctx, PT_REGS_RC(ctx));
 }
+
+/* --probe-floor: the same sites with nothing to do, to measure the cost
+ * of the probes themselves (bench/). */
+SEC("uprobe.multi")
+int floor_enter(struct pt_regs *ctx)
+{
+	return 0;
+}
+
+SEC("uretprobe.multi")
+int floor_return(struct pt_regs *ctx)
+{
+	return 0;
+}

@@ -15,6 +15,7 @@ enum {
 	OPT_MAX_DEPTH,
 	OPT_MAX_ALLOCS,
 	OPT_MAX_STACKS,
+	OPT_PROBE_FLOOR,
 };
 
 static const struct option long_opts[] = {
@@ -31,6 +32,7 @@ static const struct option long_opts[] = {
 	{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 	{ "max-allocs", required_argument, NULL, OPT_MAX_ALLOCS },
 	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
+	{ "probe-floor", no_argument, NULL, OPT_PROBE_FLOOR },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -87,6 +89,8 @@ const char *mt_cli__help(void)
 "      --max-depth N        frames kept per stack (default 64, at most 127)\n"
 "      --max-allocs N       live allocations tracked (default 1048576)\n"
 "      --max-stacks N       distinct stacks tracked (default 65536)\n"
+"      --probe-floor        benchmarks only: attach empty programs at the same\n"
+"                           sites and record nothing (bench/, the probe floor)\n"
 "\n"
 "  -v, --verbose            say what is attached where (stderr); twice: libbpf\n"
 "  -V, --version            print the version and exit\n"
@@ -242,6 +246,9 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 		return count_opt("max-stacks", arg, 1, 1u << 24, &o->max_stacks, err, errlen);
 	case 'v':
 		o->verbose++;
+		return 0;
+	case OPT_PROBE_FLOOR:
+		o->probe_floor = true;
 		return 0;
 	}
 	return -EINVAL;

@@ -35,6 +35,7 @@ struct mt_opts {
 	uint32_t max_depth;
 	uint64_t max_allocs;
 	uint64_t max_stacks;
+	bool probe_floor;
 };
 
 enum mt_cli_action {

@@ -337,6 +337,17 @@ static void symbolize_entry(struct app *a, struct mt_entry *e)
 	e->nframes = n - skip;
 }
 
+static void self_usage(struct mt_self *s)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return;
+	s->cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+		   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	s->max_rss_kib = ru.ru_maxrss;
+}
+
 static int report(struct app *a, bool final)
 {
 	struct mt_render_opts ro = { .min_age_s = a->o.min_age_s };
@@ -363,6 +374,7 @@ static int report(struct app *a, bool final)
 		error("building the report failed: %s", strerror(-err));
 		return err;
 	}
+	self_usage(&r.self);
 	for (size_t i = 0; i < r.ntop; i++)
 		symbolize_entry(a, &r.entries[r.top[i]]);
 	for (size_t i = 0; i < r.nleaks; i++)
@@ -559,7 +571,7 @@ int main(int argc, char **argv)
 	to = (struct mt_tracer_opts){
 		.min_size = a->o.min_size, .max_size = a->o.max_size,
 		.max_depth = a->o.max_depth, .max_allocs = a->o.max_allocs,
-		.max_stacks = a->o.max_stacks,
+		.max_stacks = a->o.max_stacks, .probe_floor = a->o.probe_floor,
 	};
 	rc = MT_EXIT_RUNTIME;
 	if ((e = setup_signals(a))) {

@@ -138,6 +138,13 @@ void mt_render__json(const struct mt_report *r, const struct mt_render_opts *o, 
 	mt_json__bool(w, r->final);
 	mt_json__key(w, "duration_s");
 	mt_json__double(w, r->duration_s);
+	mt_json__key(w, "self");
+	mt_json__begin_object(w);
+	mt_json__key(w, "cpu_s");
+	mt_json__double(w, r->self.cpu_s);
+	mt_json__key(w, "max_rss_kib");
+	mt_json__uint(w, r->self.max_rss_kib);
+	mt_json__end_object(w);
 	json_procs(w, r);
 	json_totals(w, &r->totals);
 	mt_json__key(w, "lost");
@@ -227,6 +234,8 @@ static void text_header(const struct mt_report *r, FILE *f)
 	fprintf(f, "  outstanding %s in %" PRIu64 " block%s (peak %s)\n",
 		mt_fmt_bytes(t->outstanding_bytes, a, sizeof(a)), t->outstanding_count,
 		plural(t->outstanding_count), mt_fmt_bytes(t->peak_outstanding_bytes, c, sizeof(c)));
+	fprintf(f, "  memtrace itself: %.2f s CPU, %llu KiB peak RSS\n", r->self.cpu_s,
+		(unsigned long long)r->self.max_rss_kib);
 	if (t->alloc_failed)
 		fprintf(f, "  failed allocations (NULL, not recorded): %" PRIu64 "\n",
 			t->alloc_failed);

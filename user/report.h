@@ -71,8 +71,15 @@ struct mt_totals {
 	uint64_t alloc_failed, nested, size_filtered;
 };
 
+/* memtrace's own cost, userspace only (BPF runs in the target's time). */
+struct mt_self {
+	double cpu_s;
+	uint64_t max_rss_kib;
+};
+
 struct mt_report {
 	int version;
+	struct mt_self self;
 	bool final;
 	double duration_s;
 	uint64_t now_ns;

@@ -13,6 +13,7 @@
 
 struct mt_tracer {
 	struct memtrace_bpf *skel;
+	struct bpf_program *enter_prog, *return_prog;
 	struct bpf_link **links;
 	int nlinks;
 	int nprobes;
@@ -79,6 +80,8 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
 	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);
+	t->enter_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.alloc_enter;
+	t->return_prog = o->probe_floor ? t->skel->progs.floor_return : t->skel->progs.alloc_return;
 	err = memtrace_bpf__load(t->skel);
 	if (err)
 		goto cleanup;
@@ -186,9 +189,9 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	close(fd);
 	/* return probes first: a call entered in between is then ignored
 	 * rather than left half-recorded */
-	err = add_link(t, t->skel->progs.alloc_return, pid, lib, ro, NULL, nr, true);
+	err = add_link(t, t->return_prog, pid, lib, ro, NULL, nr, true);
 	if (!err)
-		err = add_link(t, t->skel->progs.alloc_enter, pid, lib, eo, ec, ne, false);
+		err = add_link(t, t->enter_prog, pid, lib, eo, ec, ne, false);
 	t->nprobes += ne + nr;
 	return err;
 }

@@ -14,6 +14,7 @@ struct mt_tracer_opts {
 	uint64_t min_size, max_size;
 	uint32_t max_depth;
 	uint64_t max_allocs, max_stacks;
+	bool probe_floor;	/* empty programs at the same sites (bench) */
 };
 
 #include "probesite.h"

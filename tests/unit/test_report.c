@@ -61,6 +61,7 @@ static struct mt_report build(uint64_t top)
 	struct mt_report r;
 
 	cr_assert_eq(mt_report__build(&s, procs, 2, &o, &r), 0);
+	r.self = (struct mt_self){ .cpu_s = 0.25, .max_rss_kib = 12345 };
 	return r;
 }
 
