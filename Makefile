@@ -141,7 +141,9 @@ bench: $(BUILD)/memtrace $(BENCH_BINS)
 
 # What CI runs: the harness end to end on tiny sizes (not a measurement).
 bench-smoke: $(BUILD)/memtrace $(BENCH_BINS)
-	$(Q)$(PYTHON) bench/run.py --small --reps 1 --out $(BUILD)/bench-smoke >/dev/null
+	$(Q)echo "  BENCH    harness smoke run (tiny sizes, not a measurement)"
+	$(Q)$(PYTHON) bench/run.py --small --reps 1 --out $(BUILD)/bench-smoke >/dev/null 2>$(BUILD)/bench-smoke.log \
+		|| { cat $(BUILD)/bench-smoke.log; exit 1; }
 
 demo: $(BUILD)/memtrace $(BUILD)/tests/progs/demo
 	@echo "memtrace: tracing the bundled demo (tests/progs/demo.c)"
@@ -154,9 +156,9 @@ integration: $(BUILD)/memtrace $(PROGS)
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 test: $(BUILD)/memtrace $(BUILD)/tests/unit_tests $(PROGS) $(BENCH_BINS)
+	$(Q)$(MAKE) --no-print-directory bench-smoke
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
-	$(Q)$(MAKE) --no-print-directory bench-smoke
 
 install: $(BUILD)/memtrace
 	install -D -m 0755 $(BUILD)/memtrace $(DESTDIR)$(PREFIX)/bin/memtrace
