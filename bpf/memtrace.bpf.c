@@ -57,12 +57,19 @@ struct {
 	__type(value, struct mt_stack);
 } stacks SEC(".maps");
 
+/* Per-thread call state, in the task itself: no hashing, no locking. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MT_DEFAULT_MAX_THREADS);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct mt_call);
 } calls SEC(".maps");
+
+static __always_inline struct mt_call *thread_call(bool create)
+{
+	return bpf_task_storage_get(&calls, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -134,6 +141,9 @@ static __always_inline __u64 capture_stack(struct pt_regs *ctx)
 	s->depth = n / sizeof(__u64);
 	s->flags = 0;
 	id = hash_stack(s);
+	/* a lockless lookup first: the stack is almost always known */
+	if (bpf_map_lookup_elem(&stacks, &id))
+		return id;
 	n = bpf_map_update_elem(&stacks, &id, s, BPF_NOEXIST);
 	if (n && n != -17 /* EEXIST */) {
 		count(MT_CNT_LOST_STACKS_FULL, 1);
@@ -192,8 +202,6 @@ static __always_inline void account_free(__u32 tgid, const struct mt_alloc *a)
 		__sync_fetch_and_add(&st->free_bytes, a->size);
 		__sync_fetch_and_add(&st->free_count, 1);
 	}
-	count(MT_CNT_FREE_COUNT, 1);
-	count(MT_CNT_FREE_BYTES, a->size);
 	__sync_fetch_and_add(&outstanding_bytes, -a->size);
 }
 
@@ -208,8 +216,6 @@ static __always_inline void record_alloc(struct pt_regs *ctx, __u32 tgid,
 		count(MT_CNT_SIZE_FILTERED, 1);
 		return;
 	}
-	count(MT_CNT_ALLOC_COUNT, 1);
-	count(MT_CNT_ALLOC_BYTES, size);
 	a.stack_id = capture_stack(ctx);
 	a.ts_ns = bpf_ktime_get_ns();
 	err = bpf_map_update_elem(&allocs, &k, &a, BPF_NOEXIST);
@@ -249,42 +255,38 @@ static __always_inline bool nested_in(const struct mt_call *c, __u64 sp)
 static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
 				 __u64 arg)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 sp = PT_REGS_SP(ctx);
-	struct mt_call *cur = bpf_map_lookup_elem(&calls, &id);
-	struct mt_call c = {};
+	struct mt_call *c = thread_call(true);
 
-	if (nested_in(cur, sp)) {
-		cur->depth++;
+	if (!c) {
+		count(MT_CNT_LOST_THREADS_FULL, 1);
+		return 0;
+	}
+	if (nested_in(c, sp)) {
+		c->depth++;
 		count(MT_CNT_NESTED, 1);
 		return 0;
 	}
-	if (cur && cur->old_found) {
+	if (c->depth && c->old_found) {
 		/* a stale state is replaced: give back the realloc block it held */
-		struct mt_alloc_key k = { .tgid = id >> 32, .addr = cur->arg };
+		struct mt_alloc_key k = { .tgid = tgid, .addr = c->arg };
 
-		bpf_map_update_elem(&allocs, &k, &cur->old, BPF_NOEXIST);
+		bpf_map_update_elem(&allocs, &k, &c->old, BPF_NOEXIST);
 	}
-	c.size = size;
-	c.arg = arg;
-	c.sp = sp;
-	c.fn = fn;
-	c.depth = 1;
+	c->size = size;
+	c->arg = arg;
+	c->sp = sp;
+	c->fn = fn;
+	c->depth = 1;
+	c->old_found = 0;
 	if ((fn == MT_FN_REALLOC || fn == MT_FN_REALLOCARRAY) && arg) {
-		struct mt_alloc_key k = { .tgid = id >> 32, .addr = arg };
+		struct mt_alloc_key k = { .tgid = tgid, .addr = arg };
 		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
 
 		if (old) {
-			c.old = *old;
-			c.old_found = !bpf_map_delete_elem(&allocs, &k);
-		}
-	}
-	if (bpf_map_update_elem(&calls, &id, &c, BPF_ANY)) {
-		count(MT_CNT_LOST_THREADS_FULL, 1);
-		if (c.old_found) {
-			struct mt_alloc_key k = { .tgid = id >> 32, .addr = arg };
-
-			bpf_map_update_elem(&allocs, &k, &c.old, BPF_NOEXIST);
+			c->old = *old;
+			c->old_found = !bpf_map_delete_elem(&allocs, &k);
 		}
 	}
 	return 0;
@@ -314,18 +316,18 @@ static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
 static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct mt_call *p = bpf_map_lookup_elem(&calls, &id);
+	struct mt_call *p = thread_call(false);
 	struct mt_call c;
 	__u64 ptr = 0;
 
-	if (!p)
+	if (!p || !p->depth)
 		return 0; /* entered before we attached */
 	if (p->depth > 1) {
 		p->depth--;
 		return 0;
 	}
 	c = *p;
-	bpf_map_delete_elem(&calls, &id);
+	p->depth = 0;
 
 	switch (c.fn) {
 	case MT_FN_REALLOC:
@@ -371,7 +373,7 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 
 	if (!ptr)
 		return 0;
-	if (nested_in(bpf_map_lookup_elem(&calls, &id), PT_REGS_SP(ctx))) {
+	if (nested_in(thread_call(false), PT_REGS_SP(ctx))) {
 		/* realloc(p, 0) frees through free(): realloc accounts it */
 		count(MT_CNT_NESTED, 1);
 		return 0;

@@ -19,7 +19,6 @@
 /* Default map sizes; all can be changed from the command line. */
 #define MT_DEFAULT_MAX_ALLOCS (1u << 20)
 #define MT_DEFAULT_MAX_STACKS (1u << 16)
-#define MT_DEFAULT_MAX_THREADS (1u << 14)
 
 /* Which allocator entry point a call came through: the attach cookie. */
 enum mt_fn {
@@ -41,10 +40,8 @@ enum mt_fn {
  * and the report shows them all.
  */
 enum mt_counter {
-	MT_CNT_ALLOC_COUNT,	/* successful allocations seen */
-	MT_CNT_ALLOC_BYTES,
-	MT_CNT_FREE_COUNT,	/* frees of tracked blocks (incl. realloc's) */
-	MT_CNT_FREE_BYTES,
+	/* (allocation and free totals are the sums of the per-stack stats:
+	 * no per-event counter for them) */
 	MT_CNT_ALLOC_FAILED,	/* allocator returned NULL: not recorded */
 	MT_CNT_NESTED,		/* allocator calls made inside another: skipped */
 	MT_CNT_SIZE_FILTERED,	/* outside --min-size/--max-size */

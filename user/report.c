@@ -124,10 +124,12 @@ int mt_report__build(const struct mt_snapshot *s, const struct mt_proc *procs,
 	r->now_ns = s->now_ns;
 	r->procs = procs;
 	r->nprocs = nprocs;
-	r->totals.alloc_count = s->counters[MT_CNT_ALLOC_COUNT];
-	r->totals.alloc_bytes = s->counters[MT_CNT_ALLOC_BYTES];
-	r->totals.free_count = s->counters[MT_CNT_FREE_COUNT];
-	r->totals.free_bytes = s->counters[MT_CNT_FREE_BYTES];
+	for (size_t i = 0; i < s->nstats; i++) {
+		r->totals.alloc_count += s->stats[i].v.alloc_count;
+		r->totals.alloc_bytes += s->stats[i].v.alloc_bytes;
+		r->totals.free_count += s->stats[i].v.free_count;
+		r->totals.free_bytes += s->stats[i].v.free_bytes;
+	}
 	r->totals.alloc_failed = s->counters[MT_CNT_ALLOC_FAILED];
 	r->totals.nested = s->counters[MT_CNT_NESTED];
 	r->totals.size_filtered = s->counters[MT_CNT_SIZE_FILTERED];

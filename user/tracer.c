@@ -308,8 +308,6 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	/* counters first: a block allocated after this is in the maps, never
-	 * the other way round, so outstanding never exceeds allocated */
 	err = read_counters(t, s->counters);
 	if (!err)
 		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
