@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
-#include <libiberty/demangle.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "demangle.h"
 #include "pairmap.h"
 #include "procmaps.h"
 #include "strutil.h"
@@ -259,16 +259,6 @@ static bool to_vaddr(const struct binary *b, uint64_t file_off, uint64_t *vaddr)
 	return false;
 }
 
-static char *demangle(const char *name)
-{
-	char *d;
-
-	if (!name)
-		return NULL;
-	d = cplus_demangle(name, DMGL_PARAMS | DMGL_ANSI);
-	return d ? d : strdup(name);
-}
-
 static const char *die_name(Dwarf_Die *die)
 {
 	Dwarf_Attribute a;
@@ -337,7 +327,7 @@ static size_t resolve(struct binary *b, uint64_t pc, uint64_t addr_delta, struct
 				continue;
 			raw = die_name(&scopes[i]);
 			out[n] = (struct mt_frame){
-				.raw_symbol = sdup(raw), .symbol = demangle(raw),
+				.raw_symbol = sdup(raw), .symbol = mt_demangle(raw),
 				.file = sdup(file), .line = line, .inlined = true,
 			};
 			n++;
@@ -348,7 +338,7 @@ static size_t resolve(struct binary *b, uint64_t pc, uint64_t addr_delta, struct
 	}
 	raw = dwfl_module_addrinfo(b->mod, pc, &off, &sym, NULL, NULL, NULL);
 	out[n] = (struct mt_frame){
-		.raw_symbol = sdup(raw), .symbol = demangle(raw),
+		.raw_symbol = sdup(raw), .symbol = mt_demangle(raw),
 		.offset = raw ? off + addr_delta : 0,
 		.file = sdup(file), .line = line,
 	};
