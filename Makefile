@@ -31,7 +31,7 @@ override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter 
 	-MMD -MP -Iinclude -Iuser -I$(BUILD) -DMT_VERSION='"$(VERSION) ($(GIT_REV))"'
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -D__bpf__ -Wall \
 	-Iinclude -Ivmlinux -MMD -MP
-LIBS := -lbpf -ldw -lelf -lz -liberty -lcapstone
+LIBS := -lbpf -ldw -lelf -lz -liberty -lcapstone -lm
 
 # Pure modules: no BPF, no syscalls beyond stdio; linked into unit tests.
 PURE_SRCS := user/cli.c user/procmaps.c user/report.c user/render.c user/json_writer.c \

@@ -34,7 +34,7 @@ SIZES = {  # workload: (full, small)
     "sqlite": (50000, 300),
     "cxx": (5000, 20),
 }
-TRACERS = ["none", "floor", "memtrace", "bpftrace", "heaptrack", "massif"]
+TRACERS = ["none", "floor", "memtrace", "sampled", "bpftrace", "heaptrack", "massif"]
 
 
 def libc_path():
@@ -82,6 +82,8 @@ def tracer_cmd(tracer, cmd, tmp):
         return [MEMTRACE, "--probe-floor", "--json", "-o", out, "--", *cmd], out
     if tracer == "memtrace":
         return [MEMTRACE, "--json", "-o", out, "--", *cmd], out
+    if tracer == "sampled":
+        return [MEMTRACE, "--sample-bytes", "512K", "--json", "-o", out, "--", *cmd], out
     if tracer == "bpftrace":
         script = os.path.join(tmp, "memleak.bt")
         with open(os.path.join(ROOT, "bench", "memleak.bt")) as f:
@@ -97,7 +99,8 @@ def tracer_cmd(tracer, cmd, tmp):
 
 
 def available(tracer):
-    tool = {"none": None, "floor": MEMTRACE, "memtrace": MEMTRACE, "bpftrace": "bpftrace",
+    tool = {"none": None, "floor": MEMTRACE, "memtrace": MEMTRACE, "sampled": MEMTRACE,
+            "bpftrace": "bpftrace",
             "heaptrack": "heaptrack", "massif": "valgrind"}[tracer]
     return tool is None or shutil.which(tool) or os.access(tool, os.X_OK)
 
@@ -224,7 +227,8 @@ def svg_chart(rows, path):
     rows = [r for r in rows if "ratio" in r and r["tracer"] != "none"]
     if not rows:
         return
-    colors = {"floor": "#9e9e9e", "memtrace": "#1f77b4", "bpftrace": "#d62728",
+    colors = {"floor": "#9e9e9e", "memtrace": "#1f77b4", "sampled": "#17becf",
+              "bpftrace": "#d62728",
               "heaptrack": "#2ca02c", "massif": "#9467bd"}
     top = max(r["ratio"][0] for r in rows)
     decades = max(1, math.ceil(math.log10(max(top, 1.01))))
@@ -308,7 +312,8 @@ def main():
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(md + "\n")
     svg_chart(rows, os.path.join(a.out, "chart.svg"))
-    failed = [r for r in rows if "error" in r and r["tracer"] in ("none", "floor", "memtrace")]
+    failed = [r for r in rows if "error" in r and r["tracer"] in ("none", "floor", "memtrace",
+                                                                   "sampled")]
     if failed:
         sys.exit("bench: Error: memtrace or the baseline failed: "
                  + "; ".join(f'{r["workload"]}/{r["tracer"]}: {r["error"]}' for r in failed))

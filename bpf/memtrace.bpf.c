@@ -27,6 +27,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u64 min_size = 0;
 const volatile __u64 max_size = ~0ULL;
 const volatile __u32 stack_depth = MT_DEFAULT_DEPTH;
+/* --sample-bytes: 0 records every allocation */
+const volatile __u64 sample_bytes = 0;
+const volatile __u64 sample_gap[MT_SAMPLE_TABLE] = {};
+const volatile __u32 sample_weight[MT_SAMPLE_TABLE] = {};
 
 /* Global outstanding bytes and its high-water mark. */
 __u64 outstanding_bytes = 0;
@@ -78,6 +82,14 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* Bytes left until the next sample, per CPU (--sample-bytes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} sample_left SEC(".maps");
+
 /* Scratch space for one stack: too large for the BPF stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -92,6 +104,44 @@ static __always_inline void count(__u32 idx, __u64 n)
 
 	if (v)
 		__sync_fetch_and_add(v, n);
+}
+
+/*
+ * Poisson sampling by bytes, as tcmalloc and jemalloc do: sample points
+ * fall every Exp(N) bytes; an allocation is sampled when one falls in it,
+ * with probability 1 - exp(-size/N). Zero-sized allocations never are.
+ */
+static __always_inline bool sample(__u64 size)
+{
+	__u32 zero = 0;
+	__s64 *left = bpf_map_lookup_elem(&sample_left, &zero);
+
+	if (!left)
+		return true;
+	if (*left == 0) /* first use on this CPU */
+		*left = sample_gap[bpf_get_prandom_u32() & (MT_SAMPLE_TABLE - 1)];
+	*left -= size;
+	if (*left > 0)
+		return false;
+	*left = sample_gap[bpf_get_prandom_u32() & (MT_SAMPLE_TABLE - 1)];
+	return true;
+}
+
+/* 1 / P(sampled), 16.16 fixed point. */
+static __always_inline __u64 sample_weight_fp(__u64 size)
+{
+	__u64 b;
+
+	if (!size)
+		return 1 << 16;
+	/* x = size/N < 1: 1/(1-e^-x) = 1/x + 1/2 + x/12 - x^3/720 ..., where
+	 * the weight changes too fast for a table */
+	if (size < sample_bytes)
+		return (sample_bytes << 16) / size + (1 << 15) + (size << 16) / (12 * sample_bytes);
+	b = size * MT_WEIGHT_BUCKETS_PER_N / sample_bytes;
+	if (b >= MT_SAMPLE_TABLE)
+		return 1 << 16;
+	return sample_weight[b];
 }
 
 static __always_inline __u64 mix(__u64 h)
@@ -152,7 +202,7 @@ static __always_inline __u64 capture_stack(struct pt_regs *ctx)
 	return id;
 }
 
-static __always_inline void stats_add(__u32 tgid, __u64 stack_id, __u64 size)
+static __always_inline void stats_add(__u32 tgid, __u64 stack_id, __u64 size, __u32 n)
 {
 	struct mt_stats_key k = { .tgid = tgid, .stack_id = stack_id };
 	struct mt_stats *st = bpf_map_lookup_elem(&stats, &k);
@@ -170,9 +220,9 @@ static __always_inline void stats_add(__u32 tgid, __u64 stack_id, __u64 size)
 			return;
 	}
 	__sync_fetch_and_add(&st->outstanding_bytes, size);
-	__sync_fetch_and_add(&st->outstanding_count, 1);
+	__sync_fetch_and_add(&st->outstanding_count, n);
 	__sync_fetch_and_add(&st->alloc_bytes, size);
-	__sync_fetch_and_add(&st->alloc_count, 1);
+	__sync_fetch_and_add(&st->alloc_count, n);
 }
 
 static __always_inline void outstanding_add(__u64 size)
@@ -198,9 +248,9 @@ static __always_inline void account_free(__u32 tgid, const struct mt_alloc *a)
 
 	if (st) {
 		__sync_fetch_and_add(&st->outstanding_bytes, -a->size);
-		__sync_fetch_and_add(&st->outstanding_count, -1);
+		__sync_fetch_and_add(&st->outstanding_count, -(__u64)a->count);
 		__sync_fetch_and_add(&st->free_bytes, a->size);
-		__sync_fetch_and_add(&st->free_count, 1);
+		__sync_fetch_and_add(&st->free_count, a->count);
 	}
 	__sync_fetch_and_add(&outstanding_bytes, -a->size);
 }
@@ -209,12 +259,20 @@ static __always_inline void record_alloc(struct pt_regs *ctx, __u32 tgid,
 					 __u64 addr, __u64 size)
 {
 	struct mt_alloc_key k = { .tgid = tgid, .addr = addr };
-	struct mt_alloc a = { .size = size };
+	struct mt_alloc a = { .size = size, .count = 1 };
 	long err;
 
 	if (size < min_size || size > max_size) {
 		count(MT_CNT_SIZE_FILTERED, 1);
 		return;
+	}
+	if (sample_bytes) {
+		/* what this sample stands for; the count rounded at random so
+		 * that it stays unbiased */
+		__u64 w = sample_weight_fp(size);
+
+		a.size = (size * w + (1 << 15)) >> 16;
+		a.count = (w + (bpf_get_prandom_u32() & 0xffff)) >> 16;
 	}
 	a.stack_id = capture_stack(ctx);
 	a.ts_ns = bpf_ktime_get_ns();
@@ -235,8 +293,8 @@ static __always_inline void record_alloc(struct pt_regs *ctx, __u32 tgid,
 		count(MT_CNT_LOST_ALLOCS_FULL, 1);
 		return;
 	}
-	stats_add(tgid, a.stack_id, size);
-	outstanding_add(size);
+	stats_add(tgid, a.stack_id, a.size, a.count);
+	outstanding_add(a.size);
 }
 
 /*
@@ -280,6 +338,8 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
 	c->fn = fn;
 	c->depth = 1;
 	c->old_found = 0;
+	/* unsampled calls stop here: the return does nothing else */
+	c->sampled = !sample_bytes || sample(size);
 	if ((fn == MT_FN_REALLOC || fn == MT_FN_REALLOCARRAY) && arg) {
 		struct mt_alloc_key k = { .tgid = tgid, .addr = arg };
 		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
@@ -307,9 +367,9 @@ static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
 	/* the old block is gone: moved, or freed by realloc(p, 0) */
 	if (c->old_found)
 		account_free(tgid, &c->old);
-	else if (c->arg)
+	else if (c->arg && !sample_bytes)
 		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
-	if (ret)
+	if (ret && c->sampled)
 		record_alloc(ctx, tgid, ret, c->size);
 }
 
@@ -344,7 +404,7 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 	}
 	if (!ptr)
 		count(MT_CNT_ALLOC_FAILED, 1);
-	else
+	else if (c.sampled)
 		record_alloc(ctx, id >> 32, ptr, c.size);
 	return 0;
 }
@@ -380,7 +440,9 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 	}
 	a = bpf_map_lookup_elem(&allocs, &k);
 	if (!a) {
-		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
+		/* when sampling, most blocks are not tracked: nothing lost */
+		if (!sample_bytes)
+			count(MT_CNT_LOST_FREE_UNTRACKED, 1);
 		return 0;
 	}
 	copy = *a;

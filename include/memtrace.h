@@ -64,10 +64,18 @@ struct mt_alloc_key {
 };
 
 struct mt_alloc {
-	__u64 size;
+	__u64 size;		/* bytes; with sampling, the estimate it stands for */
 	__u64 ts_ns;		/* CLOCK_MONOTONIC at allocation */
 	__u64 stack_id;		/* content hash of the stack */
+	__u32 count;		/* 1; with sampling, the allocations it stands for */
+	__u32 pad;
 };
+
+/* Sampling tables (--sample-bytes): quantiles of an exponential, and the
+ * weight 1/(1 - exp(-s/N)) by size bucket of N/64, in 16.16 fixed point
+ * (used from s = N up; below, the weight comes from its series). */
+#define MT_SAMPLE_TABLE 1024
+#define MT_WEIGHT_BUCKETS_PER_N 64
 
 /* Per (process, stack) aggregates. */
 struct mt_stats_key {
@@ -101,14 +109,14 @@ struct mt_call {
 	__u32 fn;
 	__u32 depth;		/* > 1: nested allocator calls in flight */
 	__u32 old_found;
-	__u32 pad;
+	__u32 sampled;		/* this call is recorded (always, unless sampling) */
 };
 
 _Static_assert(sizeof(struct mt_alloc_key) == 16, "mt_alloc_key layout");
-_Static_assert(sizeof(struct mt_alloc) == 24, "mt_alloc layout");
+_Static_assert(sizeof(struct mt_alloc) == 32, "mt_alloc layout");
 _Static_assert(sizeof(struct mt_stats_key) == 16, "mt_stats_key layout");
 _Static_assert(sizeof(struct mt_stats) == 48, "mt_stats layout");
 _Static_assert(sizeof(struct mt_stack) == 8 + 8 * MT_MAX_DEPTH, "mt_stack layout");
-_Static_assert(sizeof(struct mt_call) == 64, "mt_call layout");
+_Static_assert(sizeof(struct mt_call) == 72, "mt_call layout");
 
 #endif /* MEMTRACE_H */

@@ -16,6 +16,7 @@ enum {
 	OPT_MAX_ALLOCS,
 	OPT_MAX_STACKS,
 	OPT_PROBE_FLOOR,
+	OPT_SAMPLE_BYTES,
 };
 
 static const struct option long_opts[] = {
@@ -33,6 +34,7 @@ static const struct option long_opts[] = {
 	{ "max-allocs", required_argument, NULL, OPT_MAX_ALLOCS },
 	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
 	{ "probe-floor", no_argument, NULL, OPT_PROBE_FLOOR },
+	{ "sample-bytes", required_argument, NULL, OPT_SAMPLE_BYTES },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -80,6 +82,10 @@ const char *mt_cli__help(void)
 "      --min-size BYTES     only trace allocations of at least BYTES\n"
 "      --max-size BYTES     only trace allocations of at most BYTES\n"
 "                           (sizes take K, M, G suffixes)\n"
+"      --sample-bytes N     always-on mode: record about one allocation per N\n"
+"                           bytes allocated (Poisson sampling by bytes, as\n"
+"                           tcmalloc does); bytes and counts are unbiased\n"
+"                           estimates; e.g. 512K\n"
 "      --format text|json   output format (default text); JSON is one object\n"
 "                           per report and line, see docs/json-format.md\n"
 "  -j, --json               same as --format json\n"
@@ -249,6 +255,14 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 		return 0;
 	case OPT_PROBE_FLOOR:
 		o->probe_floor = true;
+		return 0;
+	case OPT_SAMPLE_BYTES:
+		if (size_opt("sample-bytes", arg, &o->sample_bytes, err, errlen))
+			return -EINVAL;
+		if (!o->sample_bytes || o->sample_bytes > (1ULL << 40)) {
+			snprintf(err, errlen, "invalid sample-bytes '%s': expected 1 to 1T", arg);
+			return -EINVAL;
+		}
 		return 0;
 	}
 	return -EINVAL;

@@ -36,6 +36,7 @@ struct mt_opts {
 	uint64_t max_allocs;
 	uint64_t max_stacks;
 	bool probe_floor;
+	uint64_t sample_bytes;	/* 0: record every allocation */
 };
 
 enum mt_cli_action {

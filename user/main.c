@@ -352,6 +352,7 @@ static int report(struct app *a, bool final)
 {
 	struct mt_render_opts ro = { .min_age_s = a->o.min_age_s };
 	struct mt_report_opts o = {
+		.sample_bytes = a->o.sample_bytes,
 		.top = a->o.top,
 		.min_age_ns = (uint64_t)(a->o.min_age_s * 1e9),
 		.duration_s = now_s() - a->start_s,
@@ -572,6 +573,7 @@ int main(int argc, char **argv)
 		.min_size = a->o.min_size, .max_size = a->o.max_size,
 		.max_depth = a->o.max_depth, .max_allocs = a->o.max_allocs,
 		.max_stacks = a->o.max_stacks, .probe_floor = a->o.probe_floor,
+		.sample_bytes = a->o.sample_bytes,
 	};
 	rc = MT_EXIT_RUNTIME;
 	if ((e = setup_signals(a))) {

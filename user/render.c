@@ -138,6 +138,8 @@ void mt_render__json(const struct mt_report *r, const struct mt_render_opts *o, 
 	mt_json__bool(w, r->final);
 	mt_json__key(w, "duration_s");
 	mt_json__double(w, r->duration_s);
+	mt_json__key(w, "sample_bytes");
+	mt_json__uint(w, r->sample_bytes);
 	mt_json__key(w, "self");
 	mt_json__begin_object(w);
 	mt_json__key(w, "cpu_s");
@@ -224,6 +226,9 @@ static void text_header(const struct mt_report *r, FILE *f)
 
 	fprintf(f, "memtrace %s report after %.1f s\n", r->final ? "final" : "interval",
 		r->duration_s);
+	if (r->sample_bytes)
+		fprintf(f, "  sampled: one allocation per %llu bytes on average; bytes and "
+			"counts are estimates\n", (unsigned long long)r->sample_bytes);
 	for (size_t i = 0; i < r->nprocs; i++)
 		fprintf(f, "  process %d %s (%s)%s\n", r->procs[i].pid, r->procs[i].comm,
 			r->procs[i].exe[0] ? r->procs[i].exe : "?",

@@ -75,7 +75,7 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 		long j = mt_pairmap__get(idx, a->k.tgid, a->v.stack_id);
 		struct mt_entry *e;
 
-		r->totals.outstanding_count++;
+		r->totals.outstanding_count += a->v.count;
 		r->totals.outstanding_bytes += a->v.size;
 		if (j < 0)
 			continue; /* its stats entry was lost: counted in lost */
@@ -84,7 +84,7 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 			e->oldest_ts_ns = a->v.ts_ns;
 		if (e->exited || a->v.ts_ns <= cutoff) {
 			e->leak_bytes += a->v.size;
-			e->leak_count++;
+			e->leak_count += a->v.count;
 		}
 	}
 out:
@@ -119,6 +119,7 @@ int mt_report__build(const struct mt_snapshot *s, const struct mt_proc *procs,
 
 	memset(r, 0, sizeof(*r));
 	r->version = 1;
+	r->sample_bytes = o->sample_bytes;
 	r->final = o->final;
 	r->duration_s = o->duration_s;
 	r->now_ns = s->now_ns;

@@ -79,6 +79,7 @@ struct mt_self {
 
 struct mt_report {
 	int version;
+	uint64_t sample_bytes;
 	struct mt_self self;
 	bool final;
 	double duration_s;
@@ -97,6 +98,7 @@ struct mt_report {
 };
 
 struct mt_report_opts {
+	uint64_t sample_bytes;	/* numbers are estimates when not 0 */
 	uint64_t top;		/* 0: all */
 	uint64_t min_age_ns;
 	double duration_s;

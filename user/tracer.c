@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
@@ -61,6 +62,31 @@ static const struct probe_def cxx_probes[] = {
 _Static_assert(ARRAY_SIZE(libc_probes) <= MAX_PROBES, "MAX_PROBES");
 _Static_assert(ARRAY_SIZE(cxx_probes) <= MAX_PROBES, "MAX_PROBES");
 
+/*
+ * Gaps between sample points: quantiles of Exp(N), scaled so their mean
+ * is exactly N. Weights 1/(1 - exp(-s/N)) at the middle of each size
+ * bucket of N/64 bytes (bucket 0 is computed in BPF).
+ */
+static void sampling_tables(struct memtrace_bpf *skel, uint64_t n)
+{
+	double q[MT_SAMPLE_TABLE], mean = 0;
+
+	skel->rodata->sample_bytes = n;
+	if (!n)
+		return;
+	for (int i = 0; i < MT_SAMPLE_TABLE; i++) {
+		q[i] = -log(1.0 - (i + 0.5) / MT_SAMPLE_TABLE);
+		mean += q[i] / MT_SAMPLE_TABLE;
+	}
+	for (int i = 0; i < MT_SAMPLE_TABLE; i++) {
+		double x = (i + 0.5) / MT_WEIGHT_BUCKETS_PER_N;
+		double gap = llround(n * q[i] / mean);
+
+		skel->rodata->sample_gap[i] = gap < 1 ? 1 : gap;
+		skel->rodata->sample_weight[i] = (uint32_t)llround(65536.0 / (1.0 - exp(-x)));
+	}
+}
+
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 {
 	struct mt_tracer *t = calloc(1, sizeof(*t));
@@ -77,6 +103,7 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->skel->rodata->min_size = o->min_size;
 	t->skel->rodata->max_size = o->max_size;
 	t->skel->rodata->stack_depth = o->max_depth;
+	sampling_tables(t->skel, o->sample_bytes);
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
 	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);

@@ -15,6 +15,7 @@ struct mt_tracer_opts {
 	uint32_t max_depth;
 	uint64_t max_allocs, max_stacks;
 	bool probe_floor;	/* empty programs at the same sites (bench) */
+	uint64_t sample_bytes;	/* 0: every allocation */
 };
 
 #include "probesite.h"

@@ -116,6 +116,17 @@ Test(cli, target_required_and_exclusive)
 	cr_assert(strstr(err, "not both"), "%s", err);
 }
 
+Test(cli, sample_bytes)
+{
+	cr_assert_eq(PARSE("--sample-bytes", "512K", "-p", "1"), MT_CLI_RUN);
+	cr_assert_eq(o.sample_bytes, 512 * 1024);
+	cr_assert_eq(PARSE("-p", "1"), MT_CLI_RUN);
+	cr_assert_eq(o.sample_bytes, 0);
+	cr_assert_eq(PARSE("--sample-bytes", "0", "-p", "1"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "invalid sample-bytes '0'"), "%s", err);
+	cr_assert_eq(PARSE("--sample-bytes", "2T", "-p", "1"), MT_CLI_ERROR);
+}
+
 Test(cli, help_and_version)
 {
 	cr_assert_eq(PARSE("-h"), MT_CLI_HELP);

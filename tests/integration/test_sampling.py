@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""--sample-bytes: estimates of bytes and counts within 10% of the truth on
+a workload with known totals (tests/progs/sampled.c); exact without it."""
+from conftest import by_function, trace_cmd
+
+TRUTH = {  # function: (alloc_bytes, alloc_count, outstanding_bytes)
+    "small_blocks": (500000 * 64, 500000, 500000 * 64),
+    "medium_blocks": (50000 * 1000, 50000, 50000 * 1000),
+    "large_blocks": (100 << 20, 100, 100 << 20),
+    "half_freed": (200000 * 128, 200000, 100000 * 128),
+}
+
+
+def totals(rep, fn):
+    g = by_function(rep["stacks"], fn)
+    return g["alloc_bytes"], g["alloc_count"], g["outstanding_bytes"]
+
+
+def test_unsampled_is_exact():
+    rep, _ = trace_cmd("sampled")
+    assert rep["sample_bytes"] == 0
+    for fn, want in TRUTH.items():
+        assert totals(rep, fn) == want, fn
+
+
+def test_sampled_estimates_within_10_percent():
+    # ~4,000 to 12,000 samples a function: 10% is over 5 standard deviations
+    rep, _ = trace_cmd("sampled", opts=("-n", "0", "--sample-bytes", "4096"))
+    assert rep["sample_bytes"] == 4096
+    for fn, want in TRUTH.items():
+        got = totals(rep, fn)
+        for g, w, what in zip(got, want, ("alloc_bytes", "alloc_count", "outstanding")):
+            assert abs(g - w) <= 0.10 * w, f"{fn} {what}: {g} vs {w}"
+    # allocations far larger than the gap are always sampled, with weight 1
+    assert totals(rep, "large_blocks") == TRUTH["large_blocks"]
+    # frees of unsampled blocks are expected, not losses
+    assert rep["lost"]["total"] == 0
