@@ -35,7 +35,7 @@ LIBS := -lbpf -ldw -lelf -lz -liberty -lcapstone -lm
 
 # Pure modules: no BPF, no syscalls beyond stdio; linked into unit tests.
 PURE_SRCS := user/cli.c user/procmaps.c user/report.c user/render.c user/json_writer.c \
-	user/strutil.c user/pairmap.c user/probesite.c user/demangle.c
+	user/strutil.c user/pairmap.c user/probesite.c user/demangle.c user/ksyms.c
 SYS_SRCS := user/tracer.c user/elfsyms.c user/symbolizer.c user/target.c
 MAIN_SRC := user/main.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS) $(SYS_SRCS) $(MAIN_SRC))

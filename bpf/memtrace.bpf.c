@@ -31,6 +31,16 @@ const volatile __u32 stack_depth = MT_DEFAULT_DEPTH;
 const volatile __u64 sample_bytes = 0;
 const volatile __u64 sample_gap[MT_SAMPLE_TABLE] = {};
 const volatile __u32 sample_weight[MT_SAMPLE_TABLE] = {};
+/* --kernel: [__irqentry_text_start, __irqentry_text_end) from kallsyms */
+const volatile __u64 irqentry_lo = 0, irqentry_hi = 0;
+
+/* --kernel: processes whose kernel allocations are traced */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} targets SEC(".maps");
 
 /* Global outstanding bytes and its high-water mark. */
 __u64 outstanding_bytes = 0;
@@ -166,13 +176,36 @@ static __always_inline __u64 hash_stack(const struct mt_stack *s)
 	return h ? h : 1;
 }
 
+/* A stack id that means: interrupt context, not the task's allocation. */
+#define MT_STACK_IRQ (~0ULL)
+
+/*
+ * An interrupt's allocation (including the refill of memtrace's own map
+ * memory from irq_work) is not the interrupted task's: hard interrupts
+ * enter through the irqentry stubs, which the kernel stack then shows.
+ * (preempt_count would say it directly, but needs CONFIG_KALLSYMS_ALL;
+ * the address of our own frame fails with the JIT's private stacks.)
+ */
+static __always_inline bool from_interrupt(const struct mt_stack *s)
+{
+	if (!irqentry_hi)
+		return false;
+	for (__u32 i = 0; i < MT_MAX_DEPTH; i++) {
+		if (i >= s->depth)
+			break;
+		if (s->ips[i] >= irqentry_lo && s->ips[i] < irqentry_hi)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Capture the user stack at the allocator's return: there regs->ip is
  * the return address into the allocating function, so frame 0 is never
  * missing. Frame-pointer walk by the kernel; another unwinder plugs in
  * here. Returns the stack id, or 0 when nothing could be captured.
  */
-static __always_inline __u64 capture_stack(struct pt_regs *ctx)
+static __always_inline __u64 capture_stack(void *ctx, bool kernel)
 {
 	__u32 zero = 0, size = stack_depth * sizeof(__u64);
 	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &zero);
@@ -183,14 +216,18 @@ static __always_inline __u64 capture_stack(struct pt_regs *ctx)
 		return 0;
 	if (size > sizeof(s->ips))
 		size = sizeof(s->ips);
-	n = bpf_get_stack(ctx, s->ips, size, BPF_F_USER_STACK);
+	n = bpf_get_stack(ctx, s->ips, size, kernel ? 0 : BPF_F_USER_STACK);
 	if (n <= 0) {
 		count(MT_CNT_LOST_STACK_FAILED, 1);
 		return 0;
 	}
 	s->depth = n / sizeof(__u64);
 	s->flags = 0;
-	id = hash_stack(s);
+	if (kernel && from_interrupt(s))
+		return MT_STACK_IRQ;
+	id = hash_stack(s) & ~MT_STACK_KERNEL;
+	if (kernel)
+		id |= MT_STACK_KERNEL;
 	/* a lockless lookup first: the stack is almost always known */
 	if (bpf_map_lookup_elem(&stacks, &id))
 		return id;
@@ -241,9 +278,9 @@ static __always_inline void outstanding_add(__u64 size)
 }
 
 /* A tracked block went away: take it out of its stack's numbers. */
-static __always_inline void account_free(__u32 tgid, const struct mt_alloc *a)
+static __always_inline void account_free(const struct mt_alloc *a)
 {
-	struct mt_stats_key k = { .tgid = tgid, .stack_id = a->stack_id };
+	struct mt_stats_key k = { .tgid = a->owner, .stack_id = a->stack_id };
 	struct mt_stats *st = bpf_map_lookup_elem(&stats, &k);
 
 	if (st) {
@@ -255,26 +292,28 @@ static __always_inline void account_free(__u32 tgid, const struct mt_alloc *a)
 	__sync_fetch_and_add(&outstanding_bytes, -a->size);
 }
 
-static __always_inline void record_alloc(struct pt_regs *ctx, __u32 tgid,
-					 __u64 addr, __u64 size)
+static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u64 size,
+					 bool kernel)
 {
-	struct mt_alloc_key k = { .tgid = tgid, .addr = addr };
-	struct mt_alloc a = { .size = size, .count = 1 };
+	struct mt_alloc_key k = { .tgid = kernel ? MT_KERNEL_TGID : tgid, .addr = addr };
+	struct mt_alloc a = { .size = size, .count = 1, .owner = tgid };
 	long err;
 
 	if (size < min_size || size > max_size) {
 		count(MT_CNT_SIZE_FILTERED, 1);
 		return;
 	}
-	if (sample_bytes) {
+	if (sample_bytes && !kernel) {
 		/* what this sample stands for; the count rounded at random so
-		 * that it stays unbiased */
+		 * that it stays unbiased (kernel blocks are never sampled) */
 		__u64 w = sample_weight_fp(size);
 
 		a.size = (size * w + (1 << 15)) >> 16;
 		a.count = (w + (bpf_get_prandom_u32() & 0xffff)) >> 16;
 	}
-	a.stack_id = capture_stack(ctx);
+	a.stack_id = capture_stack(ctx, kernel);
+	if (a.stack_id == MT_STACK_IRQ)
+		return;
 	a.ts_ns = bpf_ktime_get_ns();
 	err = bpf_map_update_elem(&allocs, &k, &a, BPF_NOEXIST);
 	if (err == -17) {
@@ -284,7 +323,7 @@ static __always_inline void record_alloc(struct pt_regs *ctx, __u32 tgid,
 		if (old) {
 			struct mt_alloc copy = *old;
 
-			account_free(tgid, &copy);
+			account_free(&copy);
 		}
 		count(MT_CNT_LOST_STALE, 1);
 		err = bpf_map_update_elem(&allocs, &k, &a, BPF_ANY);
@@ -366,11 +405,11 @@ static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
 	}
 	/* the old block is gone: moved, or freed by realloc(p, 0) */
 	if (c->old_found)
-		account_free(tgid, &c->old);
+		account_free(&c->old);
 	else if (c->arg && !sample_bytes)
 		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
 	if (ret && c->sampled)
-		record_alloc(ctx, tgid, ret, c->size);
+		record_alloc(ctx, tgid, ret, c->size, false);
 }
 
 static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
@@ -405,7 +444,7 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 	if (!ptr)
 		count(MT_CNT_ALLOC_FAILED, 1);
 	else if (c.sampled)
-		record_alloc(ctx, id >> 32, ptr, c.size);
+		record_alloc(ctx, id >> 32, ptr, c.size, false);
 	return 0;
 }
 
@@ -449,7 +488,7 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 	/* a concurrent free of the same block (a double free) lost the race */
 	if (bpf_map_delete_elem(&allocs, &k))
 		return 0;
-	account_free(k.tgid, &copy);
+	account_free(&copy);
 	return 0;
 }
 
@@ -499,5 +538,109 @@ int floor_enter(struct pt_regs *ctx)
 SEC("uretprobe.multi")
 int floor_return(struct pt_regs *ctx)
 {
+	return 0;
+}
+
+/*
+ * --kernel: the kernel's allocations made while a traced process runs,
+ * on BTF tracepoints (no tracefs). Frees come from any context, so they
+ * are matched by address alone. Userspace disables, before load, the
+ * programs whose tracepoint this kernel lacks.
+ */
+static __always_inline bool traced_task(__u32 *tgid)
+{
+	*tgid = bpf_get_current_pid_tgid() >> 32;
+	return bpf_map_lookup_elem(&targets, tgid) != NULL;
+}
+
+static __always_inline void kalloc(void *ctx, const void *ptr, __u64 size)
+{
+	__u32 tgid;
+
+	if (!ptr || !traced_task(&tgid))
+		return;
+	record_alloc(ctx, tgid, (__u64)ptr, size, true);
+}
+
+static __always_inline void kfree_addr(const void *ptr)
+{
+	struct mt_alloc_key k = { .tgid = MT_KERNEL_TGID, .addr = (__u64)ptr };
+	struct mt_alloc *a, copy;
+
+	if (!ptr)
+		return;
+	a = bpf_map_lookup_elem(&allocs, &k);
+	if (!a)
+		return; /* almost every kernel free: not a block of ours */
+	copy = *a;
+	if (!bpf_map_delete_elem(&allocs, &k))
+		account_free(&copy);
+}
+
+SEC("tp_btf/kmalloc")
+int BPF_PROG(k_kmalloc, unsigned long call_site, const void *ptr, size_t bytes_req,
+	     size_t bytes_alloc, gfp_t gfp_flags, int node)
+{
+	kalloc(ctx, ptr, bytes_req);
+	return 0;
+}
+
+SEC("tp_btf/kfree")
+int BPF_PROG(k_kfree, unsigned long call_site, const void *ptr)
+{
+	kfree_addr(ptr);
+	return 0;
+}
+
+SEC("tp_btf/kmem_cache_alloc")
+int BPF_PROG(k_cache_alloc, unsigned long call_site, const void *ptr, struct kmem_cache *s,
+	     gfp_t gfp_flags, int node)
+{
+	kalloc(ctx, ptr, BPF_CORE_READ(s, object_size));
+	return 0;
+}
+
+SEC("tp_btf/kmem_cache_free")
+int BPF_PROG(k_cache_free, unsigned long call_site, const void *ptr, const struct kmem_cache *s)
+{
+	kfree_addr(ptr);
+	return 0;
+}
+
+SEC("tp_btf/mm_page_alloc")
+int BPF_PROG(k_page_alloc, struct page *page, unsigned int order, gfp_t gfp_flags,
+	     int migratetype)
+{
+	kalloc(ctx, page, 4096ULL << (order & 31));
+	return 0;
+}
+
+SEC("tp_btf/mm_page_free")
+int BPF_PROG(k_page_free, struct page *page, unsigned int order)
+{
+	kfree_addr(page);
+	return 0;
+}
+
+SEC("tp_btf/mm_page_free_batched")
+int BPF_PROG(k_page_free_batched, struct page *page)
+{
+	kfree_addr(page);
+	return 0;
+}
+
+SEC("tp_btf/percpu_alloc_percpu")
+int BPF_PROG(k_percpu_alloc, unsigned long call_site, bool reserved, bool is_atomic,
+	     size_t size, size_t align, void *base_addr, int off, void *ptr, size_t bytes_alloc,
+	     gfp_t gfp_flags)
+{
+	kalloc(ctx, ptr, size);
+	return 0;
+}
+
+SEC("tp_btf/percpu_free_percpu")
+int BPF_PROG(k_percpu_free, void *base_addr, int off, void *ptr)
+{
+	kfree_addr(ptr);
 	return 0;
 }

@@ -68,8 +68,13 @@ struct mt_alloc {
 	__u64 ts_ns;		/* CLOCK_MONOTONIC at allocation */
 	__u64 stack_id;		/* content hash of the stack */
 	__u32 count;		/* 1; with sampling, the allocations it stands for */
-	__u32 pad;
+	__u32 owner;		/* tgid whose stats the block counts in */
 };
+
+/* Kernel allocations are keyed by this tgid and their address: they are
+ * freed from any context. Their stack ids have the top bit set. */
+#define MT_KERNEL_TGID 0xffffffffu
+#define MT_STACK_KERNEL (1ULL << 63)
 
 /* Sampling tables (--sample-bytes): quantiles of an exponential, and the
  * weight 1/(1 - exp(-s/N)) by size bucket of N/64, in 16.16 fixed point

@@ -17,6 +17,7 @@ enum {
 	OPT_MAX_STACKS,
 	OPT_PROBE_FLOOR,
 	OPT_SAMPLE_BYTES,
+	OPT_KERNEL,
 };
 
 static const struct option long_opts[] = {
@@ -35,6 +36,7 @@ static const struct option long_opts[] = {
 	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
 	{ "probe-floor", no_argument, NULL, OPT_PROBE_FLOOR },
 	{ "sample-bytes", required_argument, NULL, OPT_SAMPLE_BYTES },
+	{ "kernel", no_argument, NULL, OPT_KERNEL },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -72,6 +74,11 @@ const char *mt_cli__help(void)
 "when --duration ends, or when every target has exited):\n"
 "  -i, --interval SEC       also print a report every SEC seconds\n"
 "  -d, --duration SEC       stop tracing after SEC seconds\n"
+"\n"
+"What to trace:\n"
+"      --kernel             also the kernel's allocations made while a target\n"
+"                           runs (kmalloc, kmem_cache, pages, percpu), with\n"
+"                           kernel stacks (\"kind\": \"kernel\")\n"
 "\n"
 "What to report:\n"
 "  -n, --top N              show the N stacks holding the most (0 = all;\n"
@@ -255,6 +262,9 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 		return 0;
 	case OPT_PROBE_FLOOR:
 		o->probe_floor = true;
+		return 0;
+	case OPT_KERNEL:
+		o->kernel = true;
 		return 0;
 	case OPT_SAMPLE_BYTES:
 		if (size_opt("sample-bytes", arg, &o->sample_bytes, err, errlen))

@@ -37,6 +37,7 @@ struct mt_opts {
 	uint64_t max_stacks;
 	bool probe_floor;
 	uint64_t sample_bytes;	/* 0: record every allocation */
+	bool kernel;		/* --kernel */
 };
 
 enum mt_cli_action {

@@ -20,8 +20,10 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
+#include "ksyms.h"
 #include "render.h"
 #include "report.h"
+#include "strutil.h"
 #include "symbolizer.h"
 #include "target.h"
 #include "tracer.h"
@@ -38,6 +40,7 @@ struct app {
 	struct mt_opts o;
 	struct mt_tracer *tracer;
 	struct mt_symbolizer *sym;
+	struct mt_ksyms *ksyms;	/* --kernel */
 	struct target targets[MT_MAX_PIDS];
 	struct mt_proc procs[MT_MAX_PIDS];
 	int ntargets;
@@ -221,6 +224,8 @@ static struct target *add_target(struct app *a, pid_t pid)
 	memset(t, 0, sizeof(*t));
 	t->info.pid = pid;
 	t->pidfd = -1;
+	if (a->o.kernel)
+		mt_tracer__add_target(a->tracer, pid);
 	return t;
 }
 
@@ -302,6 +307,41 @@ static int start_command(struct app *a, const char *path)
 	return 0;
 }
 
+/* Kernel frames from kallsyms, the allocator's own frames dropped. */
+static void symbolize_kernel(struct app *a, struct mt_entry *e, const struct mt_stack *st)
+{
+	size_t n = 0;
+	__u32 first = 0, depth = st->depth < MT_MAX_DEPTH ? st->depth : MT_MAX_DEPTH;
+	bool lead = true;
+
+	e->frames = calloc(depth + 1, sizeof(*e->frames));
+	if (!e->frames)
+		return;
+	/* the stack starts in memtrace's program: skip to the tracepoint */
+	for (__u32 i = 0; a->ksyms && i < depth; i++) {
+		const struct mt_ksym *k = mt_ksyms__find(a->ksyms, st->ips[i]);
+
+		if (k && !strncmp(k->name, "bpf_trace_run", 13))
+			first = i + 1;
+	}
+	for (__u32 i = first; i < depth; i++) {
+		const struct mt_ksym *k = a->ksyms ? mt_ksyms__find(a->ksyms, st->ips[i]) : NULL;
+		struct mt_frame *f = &e->frames[n];
+
+		if (lead && k && mt_ksym__is_allocator(k->name) && i + 1 < depth)
+			continue;
+		lead = false;
+		*f = (struct mt_frame){ .addr = st->ips[i] };
+		if (k) {
+			f->symbol = f->raw_symbol = k->name;
+			f->offset = st->ips[i] - k->addr;
+			f->module = k->module;
+		}
+		n++;
+	}
+	e->nframes = n;
+}
+
 static void symbolize_entry(struct app *a, struct mt_entry *e)
 {
 	struct mt_frame buf[MAX_INLINE_PER_ADDR];
@@ -312,6 +352,11 @@ static void symbolize_entry(struct app *a, struct mt_entry *e)
 		return;
 	st = malloc(sizeof(*st));
 	if (!st || mt_tracer__stack(a->tracer, e->stack_id, st)) {
+		free(st);
+		return;
+	}
+	if (e->kernel) {
+		symbolize_kernel(a, e, st);
 		free(st);
 		return;
 	}
@@ -376,6 +421,8 @@ static int report(struct app *a, bool final)
 		return err;
 	}
 	self_usage(&r.self);
+	if (a->o.kernel)
+		r.totals.kernel_recursion = mt_tracer__kernel_recursion(a->tracer);
 	for (size_t i = 0; i < r.ntop; i++)
 		symbolize_entry(a, &r.entries[r.top[i]]);
 	for (size_t i = 0; i < r.nleaks; i++)
@@ -511,6 +558,7 @@ static void cleanup(struct app *a)
 			close(a->targets[i].pidfd);
 	mt_tracer__free(a->tracer);
 	mt_symbolizer__free(a->sym);
+	mt_ksyms__free(a->ksyms);
 	if (a->out && a->out != stdout)
 		fclose(a->out);
 	if (a->sigfd > 0)
@@ -524,6 +572,24 @@ static int exit_code(struct app *a, int rc)
 	if (a->have_child && a->child.exited)
 		return mt_target__exit_code(&a->child);
 	return MT_EXIT_OK;
+}
+
+/* --kernel: symbols, and the tracepoints; a missing one is a warning. */
+static int setup_kernel(struct app *a)
+{
+	const char *const *missing = mt_tracer__missing_tps(a->tracer);
+	int err;
+
+	if (!a->ksyms)
+		fprintf(stderr, "memtrace: warning: cannot read /proc/kallsyms: kernel frames "
+			"will have no names, interrupts' allocations are not told apart\n");
+	for (; *missing; missing++)
+		fprintf(stderr, "memtrace: warning: this kernel has no %s tracepoint: those "
+			"kernel allocations are not traced\n", *missing);
+	err = mt_tracer__attach_kernel(a->tracer);
+	if (err)
+		error("attaching the kernel tracepoints failed: %s", strerror(-err));
+	return err;
 }
 
 static void raise_nofile_limit(void)
@@ -573,12 +639,22 @@ int main(int argc, char **argv)
 		.min_size = a->o.min_size, .max_size = a->o.max_size,
 		.max_depth = a->o.max_depth, .max_allocs = a->o.max_allocs,
 		.max_stacks = a->o.max_stacks, .probe_floor = a->o.probe_floor,
-		.sample_bytes = a->o.sample_bytes,
+		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
 	};
 	rc = MT_EXIT_RUNTIME;
 	if ((e = setup_signals(a))) {
 		error("cannot set up signal handling: %s", strerror(-e));
 		goto cleanup;
+	}
+	if (a->o.kernel) {
+		char *text = mt_read_file("/proc/kallsyms");
+
+		a->ksyms = text ? mt_ksyms__parse(text) : NULL;
+		free(text);
+		if (a->ksyms) {
+			to.irqentry_lo = mt_ksyms__addr(a->ksyms, "__irqentry_text_start");
+			to.irqentry_hi = mt_ksyms__addr(a->ksyms, "__irqentry_text_end");
+		}
 	}
 	if ((e = mt_tracer__new(&to, &a->tracer))) {
 		error("loading the BPF programs failed: %s", strerror(-e));
@@ -588,6 +664,8 @@ int main(int argc, char **argv)
 		error("out of memory");
 		goto cleanup;
 	}
+	if (a->o.kernel && (e = setup_kernel(a)))
+		goto cleanup;
 	a->start_s = now_s();
 	rc = a->o.cmd ? start_command(a, cmd_path) : attach_pids(a);
 	if (rc)

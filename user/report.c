@@ -65,6 +65,7 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 		e->stack_id = s->stats[i].k.stack_id;
 		e->st = s->stats[i].v;
 		e->proc = find_proc(r->procs, r->nprocs, e->pid);
+		e->kernel = e->stack_id & MT_STACK_KERNEL;
 		e->exited = e->proc && e->proc->exited;
 		if ((err = mt_pairmap__put(idx, e->pid, e->stack_id, r->nentries)))
 			goto out;
@@ -72,7 +73,8 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 	}
 	for (size_t i = 0; i < s->nallocs; i++) {
 		const struct mt_alloc_entry *a = &s->allocs[i];
-		long j = mt_pairmap__get(idx, a->k.tgid, a->v.stack_id);
+		/* a kernel block counts for the process that allocated it */
+		long j = mt_pairmap__get(idx, a->v.owner, a->v.stack_id);
 		struct mt_entry *e;
 
 		r->totals.outstanding_count += a->v.count;

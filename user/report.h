@@ -60,6 +60,7 @@ struct mt_entry {
 	uint64_t leak_count;
 	uint64_t oldest_ts_ns;	/* oldest outstanding allocation; 0: none */
 	bool exited;		/* the process has exited */
+	bool kernel;		/* a kernel stack (--kernel) */
 	const struct mt_proc *proc;
 	struct mt_frame *frames;
 	size_t nframes;
@@ -69,6 +70,7 @@ struct mt_totals {
 	uint64_t alloc_count, alloc_bytes, free_count, free_bytes;
 	uint64_t outstanding_count, outstanding_bytes, peak_outstanding_bytes;
 	uint64_t alloc_failed, nested, size_filtered;
+	uint64_t kernel_recursion; /* memtrace's own kernel allocations skipped */
 };
 
 /* memtrace's own cost, userspace only (BPF runs in the target's time). */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "elfsyms.h"
 #include "memtrace.skel.h"
@@ -15,6 +16,7 @@
 struct mt_tracer {
 	struct memtrace_bpf *skel;
 	struct bpf_program *enter_prog, *return_prog;
+	const char *missing[MT_KERNEL_TPS + 1];
 	struct bpf_link **links;
 	int nlinks;
 	int nprobes;
@@ -87,6 +89,98 @@ static void sampling_tables(struct memtrace_bpf *skel, uint64_t n)
 	}
 }
 
+/* The kernel programs, by tracepoint. */
+static struct bpf_program *kernel_prog(struct memtrace_bpf *s, int i, const char **tp)
+{
+	static const char *const tps[MT_KERNEL_TPS] = {
+		"kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "mm_page_alloc",
+		"mm_page_free", "mm_page_free_batched", "percpu_alloc_percpu",
+		"percpu_free_percpu",
+	};
+	struct bpf_program *p[MT_KERNEL_TPS] = {
+		s->progs.k_kmalloc, s->progs.k_kfree, s->progs.k_cache_alloc,
+		s->progs.k_cache_free, s->progs.k_page_alloc, s->progs.k_page_free,
+		s->progs.k_page_free_batched, s->progs.k_percpu_alloc, s->progs.k_percpu_free,
+	};
+
+	*tp = tps[i];
+	return p[i];
+}
+
+/* Load the kernel programs only if asked, and only those this kernel has. */
+static void select_kernel_progs(struct mt_tracer *t, bool kernel)
+{
+	struct btf *vmlinux = kernel ? btf__load_vmlinux_btf() : NULL;
+	int nmissing = 0;
+
+	for (int i = 0; i < MT_KERNEL_TPS; i++) {
+		char name[64];
+		const char *tp;
+		struct bpf_program *p = kernel_prog(t->skel, i, &tp);
+		bool have;
+
+		snprintf(name, sizeof(name), "btf_trace_%s", tp);
+		have = vmlinux && btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) > 0;
+		bpf_program__set_autoload(p, have);
+		if (kernel && !have)
+			t->missing[nmissing++] = tp;
+	}
+	t->missing[nmissing] = NULL;
+	btf__free(vmlinux);
+}
+
+const char *const *mt_tracer__missing_tps(const struct mt_tracer *t)
+{
+	return t->missing;
+}
+
+int mt_tracer__attach_kernel(struct mt_tracer *t)
+{
+	for (int i = 0; i < MT_KERNEL_TPS; i++) {
+		const char *tp;
+		struct bpf_program *p = kernel_prog(t->skel, i, &tp);
+		struct bpf_link **nl, *l;
+
+		if (!bpf_program__autoload(p))
+			continue;
+		nl = realloc(t->links, (t->nlinks + 1) * sizeof(*nl));
+		if (!nl)
+			return -ENOMEM;
+		t->links = nl;
+		l = bpf_program__attach(p);
+		if (!l)
+			return -errno;
+		t->links[t->nlinks++] = l;
+	}
+	return 0;
+}
+
+uint64_t mt_tracer__kernel_recursion(struct mt_tracer *t)
+{
+	uint64_t sum = 0;
+
+	for (int i = 0; i < MT_KERNEL_TPS; i++) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		const char *tp;
+		struct bpf_program *p = kernel_prog(t->skel, i, &tp);
+
+		if (bpf_program__fd(p) >= 0 &&
+		    !bpf_prog_get_info_by_fd(bpf_program__fd(p), &info, &len))
+			sum += info.recursion_misses;
+	}
+	return sum;
+}
+
+int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid)
+{
+	__u32 k = tgid;
+	__u8 v = 1;
+
+	return bpf_map_update_elem(bpf_map__fd(t->skel->maps.targets), &k, &v, BPF_ANY) ?
+		       -errno : 0;
+}
+
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 {
 	struct mt_tracer *t = calloc(1, sizeof(*t));
@@ -104,6 +198,9 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->skel->rodata->max_size = o->max_size;
 	t->skel->rodata->stack_depth = o->max_depth;
 	sampling_tables(t->skel, o->sample_bytes);
+	select_kernel_progs(t, o->kernel);
+	t->skel->rodata->irqentry_lo = o->irqentry_lo;
+	t->skel->rodata->irqentry_hi = o->irqentry_hi;
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
 	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);

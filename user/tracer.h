@@ -16,7 +16,12 @@ struct mt_tracer_opts {
 	uint64_t max_allocs, max_stacks;
 	bool probe_floor;	/* empty programs at the same sites (bench) */
 	uint64_t sample_bytes;	/* 0: every allocation */
+	bool kernel;		/* also the kernel's allocations (--kernel) */
+	uint64_t irqentry_lo, irqentry_hi; /* from kallsyms; 0: unknown */
 };
+
+/* Kernel allocation tracepoints; missing ones are disabled, not fatal. */
+#define MT_KERNEL_TPS 9
 
 #include "probesite.h"
 
@@ -37,6 +42,12 @@ enum mt_lib {
 #define MT_MAX_LIB_PROBES 16
 
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out);
+/* With --kernel: names of tracepoints this kernel lacks (NULL-terminated). */
+const char *const *mt_tracer__missing_tps(const struct mt_tracer *t);
+/* With --kernel: attach the kernel programs. 0 or -errno. */
+int mt_tracer__attach_kernel(struct mt_tracer *t);
+/* With --kernel: trace the kernel allocations made while tgid runs. */
+int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid);
 void mt_tracer__free(struct mt_tracer *t);
 /*
  * Attach the allocator probes of a library (a path the kernel can open)
@@ -48,6 +59,9 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 /* Number of probes (entry and return) attached so far. */
 int mt_tracer__nprobes(const struct mt_tracer *t);
 int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s);
+/* --kernel: kernel allocations skipped because memtrace's own programs
+ * were running (their map memory): recursion misses of the programs. */
+uint64_t mt_tracer__kernel_recursion(struct mt_tracer *t);
 void mt_snapshot__clear(struct mt_snapshot *s);
 /* The frames of a stack id. 0 or -ENOENT. */
 int mt_tracer__stack(struct mt_tracer *t, uint64_t id, struct mt_stack *out);

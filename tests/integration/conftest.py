@@ -80,10 +80,11 @@ def assert_no_probes_left(wait_s=3.0):
 
 
 class Waiter:
-    """tests/progs/waiter, driven step by step with SIGUSR1."""
+    """tests/progs/waiter (or another program of the same protocol),
+    driven step by step with SIGUSR1."""
 
-    def __init__(self, *args):
-        self.p = subprocess.Popen([prog("waiter"), *args], stdout=subprocess.PIPE,
+    def __init__(self, *args, name="waiter"):
+        self.p = subprocess.Popen([prog(name), *args], stdout=subprocess.PIPE,
                                   text=True)
         lines = [self.p.stdout.readline(), self.p.stdout.readline()]
         self.tid = [int(l.split()[1]) for l in lines if l.startswith("thread ") and
