@@ -44,9 +44,11 @@ PURE_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 
-PROG_C := $(filter-out tests/progs/lib%.c,$(wildcard tests/progs/*.c))
+PROG_C := $(filter-out tests/progs/lib%.c tests/progs/other_allocs.c,$(wildcard tests/progs/*.c))
 PROG_CXX := $(wildcard tests/progs/*.cpp)
-PROGS := $(BUILD)/tests/progs/libmt_testlib.so $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
+# The same program on other allocators (tests/integration/test_allocators.py)
+OTHER_ALLOCS := $(addprefix $(BUILD)/tests/progs/other_allocs_,jemalloc tcmalloc musl_static glibc_static)
+PROGS := $(BUILD)/tests/progs/libmt_testlib.so $(OTHER_ALLOCS) $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
 	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
 # Test programs: known flags, frame pointers, no tail calls (each allocating
 # function must stay a frame), debug info for file:line.
@@ -68,6 +70,8 @@ $(DEPS_STAMP): scripts/setup.sh
 		&& pkg-config --exists criterion 2>/dev/null \
 		&& [ -f /usr/include/libiberty/demangle.h ] \
 		&& pkg-config --exists capstone 2>/dev/null \
+		&& command -v musl-gcc >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so ] \
+		&& [ -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so ] \
 		&& $(PYTHON) -c 'import pytest' 2>/dev/null; then :; \
 	else \
 		echo "  SETUP    dependencies missing: running scripts/setup.sh"; \
@@ -115,6 +119,26 @@ $(BUILD)/tests/progs/lib%.so: tests/progs/lib%.c $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(PROG_FLAGS) -fPIC -shared $< -o $@
+
+$(BUILD)/tests/progs/other_allocs_jemalloc: tests/progs/other_allocs.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(PROG_FLAGS) $< -o $@ -ljemalloc
+
+$(BUILD)/tests/progs/other_allocs_tcmalloc: tests/progs/other_allocs.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(PROG_FLAGS) $< -o $@ -ltcmalloc_minimal
+
+$(BUILD)/tests/progs/other_allocs_musl_static: tests/progs/other_allocs.c $(DEPS_STAMP)
+	$(call msg,MUSL-CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)musl-gcc -static $(filter-out -pthread,$(PROG_FLAGS)) $< -o $@
+
+$(BUILD)/tests/progs/other_allocs_glibc_static: tests/progs/other_allocs.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -static $(PROG_FLAGS) $< -o $@
 
 $(BUILD)/tests/progs/uselib: tests/progs/uselib.c $(BUILD)/tests/progs/libmt_testlib.so
 	$(call msg,CC,$@)

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "elfsyms.h"
@@ -87,6 +89,45 @@ int mt_elf__func_offsets(const char *path, const char *const *names, size_t n,
 	elf_end(elf);
 	close(fd);
 	return 0;
+}
+
+int mt_elf__needed(const char *path, char **needed, int max, char *runpath, size_t len)
+{
+	Elf_Scn *scn = NULL;
+	int fd, err, n = 0;
+	Elf *elf;
+
+	runpath[0] = 0;
+	err = open_elf(path, &fd, &elf);
+	if (err)
+		return err;
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (size_t i = 0; data && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Dyn d;
+			const char *s;
+
+			if (!gelf_getdyn(data, i, &d))
+				break;
+			if (d.d_tag != DT_NEEDED && d.d_tag != DT_RUNPATH && d.d_tag != DT_RPATH)
+				continue;
+			s = elf_strptr(elf, sh.sh_link, d.d_un.d_val);
+			if (!s)
+				continue;
+			if (d.d_tag == DT_NEEDED && n < max)
+				needed[n++] = strdup(s);
+			else if (d.d_tag != DT_NEEDED && (d.d_tag == DT_RUNPATH || !runpath[0]))
+				snprintf(runpath, len, "%s", s);
+		}
+	}
+	elf_end(elf);
+	close(fd);
+	return n;
 }
 
 int mt_elf__is_dynamic(const char *path)

@@ -14,6 +14,11 @@
  */
 int mt_elf__func_offsets(const char *path, const char *const *names, size_t n,
 			 uint64_t *offs);
+/*
+ * The DT_NEEDED names of an ELF file into needed[0..max) (malloc'd), and
+ * its DT_RUNPATH (or DT_RPATH) into runpath. Returns the count or -errno.
+ */
+int mt_elf__needed(const char *path, char **needed, int max, char *runpath, size_t len);
 /* 1 if the ELF file has a PT_INTERP (dynamically linked), 0 if not, -errno. */
 int mt_elf__is_dynamic(const char *path);
 

@@ -171,12 +171,15 @@ static int check_targets(struct app *a, char *cmd_path, size_t len)
 	return 0;
 }
 
+/* One line per hooked object, always; the offsets and sites with -v. */
 static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info *info, int n)
 {
-	if (!verbose)
-		return;
-	fprintf(stderr, "memtrace: PID %d: probes in %s:\n", pid, lib);
-	for (int i = 0; i < n; i++) {
+	fprintf(stderr, "memtrace: PID %d: hooked", pid);
+	for (int i = 0; i < n; i++)
+		if (!info[i].alias_of)
+			fprintf(stderr, "%s %s", i ? "," : "", info[i].name);
+	fprintf(stderr, " in %s\n", lib);
+	for (int i = 0; verbose && i < n; i++) {
 		fprintf(stderr, "memtrace:   %-15s +0x%llx", info[i].name,
 			(unsigned long long)info[i].offset);
 		if (info[i].alias_of)
@@ -189,32 +192,53 @@ static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info 
 	}
 }
 
-static int attach(struct app *a, pid_t pid, const char *lib, enum mt_lib kind)
+/*
+ * Hook whatever allocator functions a file defines: malloc and friends
+ * (glibc, jemalloc, tcmalloc, mimalloc, a static program's own), operator
+ * new (libstdc++, tcmalloc, jemalloc). Returns how many kinds were hooked
+ * (0: none here), or -exit code.
+ */
+static int attach_object(struct app *a, pid_t pid, const char *path)
 {
-	struct mt_probe_info info[MT_MAX_LIB_PROBES];
-	int n, err = mt_tracer__attach(a->tracer, pid, lib, kind, info, &n);
+	static const enum mt_lib kinds[] = { MT_LIB_C, MT_LIB_CXX };
+	int hooked = 0;
 
-	if (err == -ENOENT) {
-		error("%s does not define %s: cannot trace PID %d", lib,
-		      kind == MT_LIB_C ? "malloc and free" : "operator new", pid);
-		return MT_EXIT_RUNTIME;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		struct mt_probe_info info[MT_MAX_LIB_PROBES];
+		int n, err = mt_tracer__attach(a->tracer, pid, path, kinds[k], info, &n);
+
+		if (err == -ENOENT || err == -ENOEXEC)
+			continue; /* not an allocator, or not ELF */
+		if (err) {
+			error("attaching uprobes to %s for PID %d failed: %s", path, pid,
+			      strerror(-err));
+			return -MT_EXIT_RUNTIME;
+		}
+		print_probes(pid, path, info, n);
+		hooked++;
 	}
-	if (err) {
-		error("attaching uprobes to %s for PID %d failed: %s", lib, pid, strerror(-err));
-		return MT_EXIT_RUNTIME;
-	}
-	print_probes(pid, lib, info, n);
-	return 0;
+	return hooked;
 }
 
-/* libc, and libstdc++ when the process maps it (or may: cxx given). */
-static int attach_libs(struct app *a, pid_t pid, const char *libc, const char *cxx)
+/* Hook every allocator among files; an error if there is none. */
+static int attach_files(struct app *a, pid_t pid, const struct mt_paths *files,
+			const char *what)
 {
-	int err = attach(a, pid, libc, MT_LIB_C);
+	int found = 0;
 
-	if (!err && cxx)
-		err = attach(a, pid, cxx, MT_LIB_CXX);
-	return err;
+	for (size_t i = 0; i < files->n; i++) {
+		int r = attach_object(a, pid, files->v[i]);
+
+		if (r < 0)
+			return -r;
+		found += r;
+	}
+	if (!found) {
+		error("no allocator found in %s or its libraries (no malloc/free symbols: "
+		      "a stripped static program?)", what);
+		return MT_EXIT_RUNTIME;
+	}
+	return 0;
 }
 
 static struct target *add_target(struct app *a, pid_t pid)
@@ -240,20 +264,21 @@ static void refresh(struct app *a, struct target *t)
 
 static int attach_pids(struct app *a)
 {
-	char lib[4200], cxx[4200];
-
 	for (int i = 0; i < a->o.npids; i++) {
 		pid_t pid = a->o.pids[i];
 		struct target *t = add_target(a, pid);
-		int err = mt_target__find_lib(pid, "libc.so", lib, sizeof(lib));
+		struct mt_paths files;
+		char what[64];
+		int err = mt_target__mapped_files(pid, &files);
 
 		if (err) {
-			error("PID %d maps no glibc libc.so.6 (statically linked, or another "
-			      "libc): not supported yet", pid);
+			error("cannot read the mappings of PID %d: %s", pid, strerror(-err));
 			return MT_EXIT_RUNTIME;
 		}
-		err = mt_target__find_lib(pid, "libstdc++.so", cxx, sizeof(cxx));
-		if ((err = attach_libs(a, pid, lib, err ? NULL : cxx)))
+		snprintf(what, sizeof(what), "PID %d", pid);
+		err = attach_files(a, pid, &files, what);
+		mt_paths__clear(&files);
+		if (err)
 			return err;
 		t->pidfd = mt_target__pidfd(pid);
 		refresh(a, t);
@@ -269,21 +294,19 @@ static int attach_pids(struct app *a)
 
 static int start_command(struct app *a, const char *path)
 {
-	char lib[4200], cxx[4200], *slash;
+	struct mt_paths files;
 	struct target *t;
 	int err;
 
-	/* the command will load the system's libc: the one memtrace uses,
-	 * and the libstdc++ beside it, if installed */
-	if (mt_target__find_lib(getpid(), "libc.so", lib, sizeof(lib))) {
-		error("cannot find the system libc.so.6");
+	/* what the command will map, found as the dynamic loader will */
+	err = mt_target__dependencies(path, &files);
+	if (err) {
+		error("cannot read %s: %s", path, strerror(-err));
 		return MT_EXIT_RUNTIME;
 	}
-	snprintf(cxx, sizeof(cxx), "%s", lib);
-	slash = strrchr(cxx, '/');
-	snprintf(slash + 1, cxx + sizeof(cxx) - slash - 1, "libstdc++.so.6");
 	err = mt_target__spawn(a->o.cmd, path, &a->child);
 	if (err) {
+		mt_paths__clear(&files);
 		error("cannot start %s: %s", a->o.cmd[0], strerror(-err));
 		return MT_EXIT_RUNTIME;
 	}
@@ -292,7 +315,9 @@ static int start_command(struct app *a, const char *path)
 	snprintf(t->info.exe, sizeof(t->info.exe), "%s", path);
 	snprintf(t->info.comm, sizeof(t->info.comm), "%.15s",
 		 strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
-	if ((err = attach_libs(a, a->child.pid, lib, access(cxx, R_OK) ? NULL : cxx))) {
+	err = attach_files(a, a->child.pid, &files, path);
+	mt_paths__clear(&files);
+	if (err) {
 		kill(a->child.pid, SIGKILL);
 		mt_target__reap(&a->child);
 		a->have_child = false;

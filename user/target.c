@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "elfsyms.h"
 #include "procmaps.h"
 #include "strutil.h"
 #include "target.h"
@@ -74,12 +75,43 @@ void mt_target__proc_info(pid_t pid, struct mt_proc *p)
 	}
 }
 
-int mt_target__find_lib(pid_t pid, const char *prefix, char *path, size_t len)
+void mt_paths__clear(struct mt_paths *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i]);
+	free(p->v);
+	p->v = NULL;
+	p->n = 0;
+}
+
+/* Add path unless its file is there already (/lib is /usr/lib, ...). */
+static int paths_add(struct mt_paths *p, const char *path)
+{
+	struct stat st, o;
+	char **nv;
+
+	if (stat(path, &st))
+		return -errno;
+	for (size_t i = 0; i < p->n; i++)
+		if (!stat(p->v[i], &o) && o.st_dev == st.st_dev && o.st_ino == st.st_ino)
+			return 0;
+	nv = realloc(p->v, (p->n + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	p->v = nv;
+	if (!(p->v[p->n] = strdup(path)))
+		return -ENOMEM;
+	p->n++;
+	return 1;
+}
+
+int mt_target__mapped_files(pid_t pid, struct mt_paths *out)
 {
 	struct mt_maps maps;
 	char p[64], *text;
-	int err = -ENOENT;
+	int err;
 
+	memset(out, 0, sizeof(*out));
 	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
 	text = mt_read_file(p);
 	if (!text)
@@ -88,18 +120,102 @@ int mt_target__find_lib(pid_t pid, const char *prefix, char *path, size_t len)
 	free(text);
 	if (err)
 		return err;
-	err = -ENOENT;
-	for (size_t i = 0; i < maps.n; i++) {
-		const char *base = strrchr(maps.v[i].path, '/');
+	for (size_t i = 0; i < maps.n && err >= 0; i++) {
+		char path[4200];
 
-		if (!mt_map__is_file(&maps.v[i]) || !base || strncmp(base + 1, prefix, strlen(prefix)))
+		if (!maps.v[i].x || !mt_map__is_file(&maps.v[i]) || maps.v[i].deleted)
 			continue;
-		snprintf(path, len, "/proc/%d/root%s", pid, maps.v[i].path);
-		err = 0;
-		break;
+		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, maps.v[i].path);
+		err = paths_add(out, path);
+		if (err == -ENOENT)
+			err = 0; /* replaced on disk meanwhile: skip */
 	}
 	mt_procmaps__clear(&maps);
-	return err;
+	if (err < 0)
+		mt_paths__clear(out);
+	return err < 0 ? err : 0;
+}
+
+/* Find a library by name in a ':'-separated list of directories. */
+static bool find_in(const char *dirs, const char *origin, const char *name, char *out,
+		    size_t len)
+{
+	for (const char *d = dirs; d && *d;) {
+		size_t n = strcspn(d, ":");
+		char dir[2048];
+
+		snprintf(dir, sizeof(dir), "%.*s", (int)n, d);
+		if (!strncmp(dir, "$ORIGIN", 7) || !strncmp(dir, "${ORIGIN}", 9)) {
+			const char *rest = dir + (dir[1] == '{' ? 9 : 7);
+			char tmp[2048];
+
+			snprintf(tmp, sizeof(tmp), "%s%s", origin, rest);
+			snprintf(dir, sizeof(dir), "%s", tmp);
+		}
+		snprintf(out, len, "%s/%s", dir, name);
+		if (n && !access(out, R_OK))
+			return true;
+		d += n + (d[n] == ':');
+	}
+	return false;
+}
+
+static const char *const system_dirs =
+	"/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib:"
+	"/usr/local/lib";
+
+static void resolve(const char *name, const char *runpath, const char *origin, char *out,
+		    size_t len)
+{
+	out[0] = 0;
+	if (strchr(name, '/')) {
+		snprintf(out, len, "%s", name);
+		return;
+	}
+	if (find_in(runpath, origin, name, out, len) ||
+	    find_in(getenv("LD_LIBRARY_PATH"), origin, name, out, len) ||
+	    find_in(system_dirs, origin, name, out, len))
+		return;
+	out[0] = 0;
+}
+
+int mt_target__dependencies(const char *exe, struct mt_paths *out)
+{
+	const char *preload = getenv("LD_PRELOAD");
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = paths_add(out, exe)) < 0)
+		return err;
+	for (const char *p = preload; p && *p;) {
+		size_t n = strcspn(p, ": ");
+		char name[1024], path[4096];
+
+		snprintf(name, sizeof(name), "%.*s", (int)n, p);
+		resolve(name, "", "", path, sizeof(path));
+		if (path[0])
+			paths_add(out, path);
+		p += n + (p[n] != 0);
+	}
+	/* breadth first, as the loader does; out grows while we walk it */
+	for (size_t i = 0; i < out->n && out->n < 1024; i++) {
+		char *needed[256], runpath[2048], origin[4096], *slash;
+		int n = mt_elf__needed(out->v[i], needed, 256, runpath, sizeof(runpath));
+
+		snprintf(origin, sizeof(origin), "%s", out->v[i]);
+		slash = strrchr(origin, '/');
+		if (slash)
+			*slash = 0;
+		for (int k = 0; k < n; k++) {
+			char path[4096];
+
+			resolve(needed[k], runpath, origin, path, sizeof(path));
+			if (path[0])
+				paths_add(out, path);
+			free(needed[k]);
+		}
+	}
+	return 0;
 }
 
 static int check_exec(const char *path)

@@ -13,12 +13,24 @@ int mt_target__check_pid(pid_t pid);
 pid_t mt_target__tgid(pid_t tid);
 /* comm and exe of a live process; fields untouched where unreadable. */
 void mt_target__proc_info(pid_t pid, struct mt_proc *p);
+/* A list of file paths, each file (device, inode) once. */
+struct mt_paths {
+	char **v;
+	size_t n;
+};
+
+void mt_paths__clear(struct mt_paths *p);
 /*
- * Path (through /proc/PID/root) of the library mapped by pid whose file
- * name starts with prefix ("libc.so", "libstdc++.so"), for the kernel to
- * attach uprobes to. 0, -ENOENT (not mapped) or -errno.
+ * Every executable file pid maps (its program, libraries), as paths the
+ * kernel can open (through /proc/PID/root). 0 or -errno.
  */
-int mt_target__find_lib(pid_t pid, const char *prefix, char *path, size_t len);
+int mt_target__mapped_files(pid_t pid, struct mt_paths *out);
+/*
+ * What `exe` will map when run, as the dynamic loader finds it: exe,
+ * LD_PRELOAD, then DT_NEEDED recursively (RUNPATH/RPATH with $ORIGIN,
+ * LD_LIBRARY_PATH, the system library directories). 0 or -errno.
+ */
+int mt_target__dependencies(const char *exe, struct mt_paths *out);
 /* Resolve COMMAND like execvp does. 0, -ENOENT or -EACCES. */
 int mt_target__resolve_cmd(const char *cmd, char *path, size_t len);
 /* A pidfd that becomes readable when pid exits, or -errno. */

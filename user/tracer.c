@@ -40,6 +40,17 @@ static const struct probe_def libc_probes[] = {
 	{ "valloc", MT_FN_VALLOC },
 	{ "pvalloc", MT_FN_VALLOC },
 	{ "cfree", MT_FN_FREE },
+	/* jemalloc built with a prefix; mimalloc's own names */
+	{ "je_malloc", MT_FN_MALLOC },
+	{ "je_free", MT_FN_FREE },
+	{ "je_calloc", MT_FN_CALLOC },
+	{ "je_realloc", MT_FN_REALLOC },
+	{ "je_posix_memalign", MT_FN_POSIX_MEMALIGN },
+	{ "je_aligned_alloc", MT_FN_MEMALIGN },
+	{ "mi_malloc", MT_FN_MALLOC },
+	{ "mi_free", MT_FN_FREE },
+	{ "mi_calloc", MT_FN_CALLOC },
+	{ "mi_realloc", MT_FN_REALLOC },
 };
 
 /*
@@ -59,7 +70,7 @@ static const struct probe_def cxx_probes[] = {
 	{ "_ZnamSt11align_val_tRKSt9nothrow_t", MT_FN_NEW },
 };
 
-#define MAX_PROBES 16
+#define MAX_PROBES 24
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(ARRAY_SIZE(libc_probes) <= MAX_PROBES, "MAX_PROBES");
 _Static_assert(ARRAY_SIZE(cxx_probes) <= MAX_PROBES, "MAX_PROBES");
@@ -264,9 +275,18 @@ static void choose_site(int fd, uint64_t off, bool free_like, struct mt_site *si
 		site->delta = 0;
 }
 
+static bool defines(const char *const *names, const uint64_t *offs, size_t n, const char *want)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(names[i], want))
+			return offs[i];
+	return false;
+}
+
 int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_lib kind,
 		      struct mt_probe_info *info, int *ninfo)
 {
+#define HAS(name) defines(names, offs, n, name)
 	const struct probe_def *defs = kind == MT_LIB_CXX ? cxx_probes : libc_probes;
 	size_t n = kind == MT_LIB_CXX ? ARRAY_SIZE(cxx_probes) : ARRAY_SIZE(libc_probes);
 	uint64_t offs[MAX_PROBES], eo[MAX_PROBES], ec[MAX_PROBES], ro[MAX_PROBES];
@@ -280,8 +300,12 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	err = mt_elf__func_offsets(lib, names, n, offs);
 	if (err)
 		return err;
-	/* libc must have malloc and free; libstdc++ at least operator new */
-	if (!offs[0] || (kind == MT_LIB_C && !offs[1]))
+	/* an allocator has malloc and free (plain, je_ or mi_); a C++
+	 * runtime or allocator at least operator new */
+	if (kind == MT_LIB_CXX ? !offs[0] :
+	    !((HAS("malloc") && HAS("free")) ||
+	      (HAS("je_malloc") && HAS("je_free")) ||
+	      (HAS("mi_malloc") && HAS("mi_free"))))
 		return -ENOENT;
 	fd = open(lib, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -311,6 +335,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 		(*ninfo)++;
 	}
 	close(fd);
+#undef HAS
 	/* return probes first: a call entered in between is then ignored
 	 * rather than left half-recorded */
 	err = add_link(t, t->return_prog, pid, lib, ro, NULL, nr, true);

@@ -39,7 +39,7 @@ enum mt_lib {
 };
 
 /* Most probes one library gets. */
-#define MT_MAX_LIB_PROBES 16
+#define MT_MAX_LIB_PROBES 24
 
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out);
 /* With --kernel: names of tracepoints this kernel lacks (NULL-terminated). */

@@ -115,9 +115,14 @@ class Tracer:
         self.t0 = time.monotonic()
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
-        line = self.p.stderr.readline()
+        seen = []
+        while True:  # past the "hooked ..." lines
+            line = self.p.stderr.readline()
+            seen.append(line)
+            if "memtrace: tracing" in line or not line or not line.startswith("memtrace: "):
+                break
         self.attach_s = time.monotonic() - self.t0
-        assert "memtrace: tracing" in line, line + self.p.stderr.read()
+        assert "memtrace: tracing" in line, "".join(seen) + self.p.stderr.read()
 
     def finish(self, sig=None, timeout=30):
         if sig:

@@ -75,12 +75,13 @@ def test_help_and_version():
     assert r.returncode == 0 and r.stdout.startswith("memtrace ")
 
 
-def test_static_binary_is_refused_clearly(tmp_path):
-    # a -p target without glibc: a clear error, not a crash
+def test_program_without_allocator_symbols_is_refused(tmp_path):
+    # a stripped static program: no malloc symbol to hook anywhere
     src = tmp_path / "s.c"
-    src.write_text("#include <unistd.h>\nint main(){pause();}\n")
+    src.write_text("#include <unistd.h>\n#include <stdlib.h>\n"
+                   "int main(){free(malloc(5));pause();}\n")
     exe = tmp_path / "s"
-    subprocess.run(["gcc", "-static", "-o", str(exe), str(src)], check=True)
+    subprocess.run(["gcc", "-static", "-s", "-o", str(exe), str(src)], check=True)
     p = subprocess.Popen([str(exe)])
     try:
         r = memtrace("-p", str(p.pid))
@@ -89,18 +90,5 @@ def test_static_binary_is_refused_clearly(tmp_path):
         p.wait()
     assert r.returncode == 1
     errs = error_lines(r.stderr)
-    assert len(errs) == 1 and "maps no glibc" in errs[0]
-    assert_no_probes_left()
-
-
-def test_exec_failure_after_attach(tmp_path):
-    # passes the up-front checks (a regular executable file) but execve()
-    # fails with ENOEXEC: memtrace must reap the child, say so, and exit 2
-    script = tmp_path / "noshebang"
-    script.write_text("echo hi\n")
-    script.chmod(0o755)
-    r = memtrace("--", str(script), timeout=20)
-    assert r.returncode == 2
-    errs = error_lines(r.stderr)
-    assert len(errs) == 1 and "cannot execute" in errs[0] and "Exec format error" in errs[0]
+    assert len(errs) == 1 and "no allocator found" in errs[0], r.stderr
     assert_no_probes_left()

@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""Allocators other than glibc's: the same program (tests/progs/other_allocs.c)
+linked with jemalloc, tcmalloc, statically with musl and with glibc. memtrace
+finds who defines malloc, hooks it there, and the numbers stay exact, also
+where the probe sites were moved off single-stepped entry instructions."""
+import re
+
+import pytest
+
+from conftest import by_function, memtrace, prog, reports
+
+EXPECT = {  # function: (outstanding bytes, outstanding count, allocations, frees)
+    "keep_malloc": (4000, 4, 4, 0),
+    "keep_calloc": (2000, 2, 2, 0),
+    "grow_realloc": (5000, 1, 2, 1),
+    "churn_freed": (0, 0, 3, 3),
+}
+
+
+@pytest.mark.parametrize("variant,provider", [
+    ("jemalloc", r"libjemalloc\.so"),
+    ("tcmalloc", r"libtcmalloc_minimal\.so"),
+    ("musl_static", r"other_allocs_musl_static$"),
+    ("glibc_static", r"other_allocs_glibc_static$"),
+])
+def test_other_allocator_exact(variant, provider):
+    r = memtrace("-v", "--json", "-n", "0", "--", prog("other_allocs_" + variant))
+    assert r.returncode == 0, r.stderr
+    rep = reports(r.stdout)[-1]
+    for fn, (ob, oc, ac, fc) in EXPECT.items():
+        g = by_function(rep["stacks"], fn)
+        assert (g["outstanding_bytes"], g["outstanding_count"], g["alloc_count"],
+                g["free_count"]) == (ob, oc, ac, fc), (variant, fn)
+    assert rep["lost"]["total"] == 0
+    # said at startup: which functions were hooked where
+    hooked = [l for l in r.stderr.splitlines() if " hooked " in l and "malloc" in l]
+    assert any(re.search(provider, l.split(" in ", 1)[1]) for l in hooked), hooked
+
+
+@pytest.mark.parametrize("variant,fn", [("jemalloc", "malloc"), ("tcmalloc", "malloc"),
+                                        ("tcmalloc", "free")])
+def test_probe_moved_off_entry_on_other_allocators(variant, fn):
+    # with exact numbers above, this shows the placement is right there too
+    r = memtrace("-v", "-o", "/dev/null", "--", prog("other_allocs_" + variant))
+    line = [l for l in r.stderr.splitlines()
+            if re.match(rf"memtrace:\s+{fn}\s", l) and "libc.so" not in l]
+    assert line and "probe at +0," not in line[0], line
