@@ -506,6 +506,12 @@ int alloc_enter(struct pt_regs *ctx)
 	switch (fn) {
 	case MT_FN_FREE:
 		return free_enter(ctx, a1);
+	case MT_FN_FREE_ARG2:
+		return free_enter(ctx, a2);
+	case MT_FN_ALLOC_ARG2:
+		return enter(ctx, MT_FN_MALLOC, a2, 0);
+	case MT_FN_ALLOC_ARG3:
+		return enter(ctx, MT_FN_MALLOC, a3, 0);
 	case MT_FN_CALLOC:
 		return enter(ctx, fn, mul_sat(a1, a2), 0);
 	case MT_FN_REALLOC:

@@ -31,6 +31,9 @@ enum mt_fn {
 	MT_FN_VALLOC,		/* (size): valloc, pvalloc */
 	MT_FN_NEW,		/* (size): operator new and new[] variants */
 	MT_FN_FREE,		/* (ptr): free, cfree */
+	MT_FN_ALLOC_ARG2,	/* --alloc-fn NAME:2: size in the 2nd argument */
+	MT_FN_ALLOC_ARG3,	/* --alloc-fn NAME:3 */
+	MT_FN_FREE_ARG2,	/* --free-fn NAME:2: pointer in the 2nd argument */
 	MT_FN__COUNT,
 };
 

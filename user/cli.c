@@ -18,6 +18,8 @@ enum {
 	OPT_PROBE_FLOOR,
 	OPT_SAMPLE_BYTES,
 	OPT_KERNEL,
+	OPT_ALLOC_FN,
+	OPT_FREE_FN,
 };
 
 static const struct option long_opts[] = {
@@ -37,6 +39,8 @@ static const struct option long_opts[] = {
 	{ "probe-floor", no_argument, NULL, OPT_PROBE_FLOOR },
 	{ "sample-bytes", required_argument, NULL, OPT_SAMPLE_BYTES },
 	{ "kernel", no_argument, NULL, OPT_KERNEL },
+	{ "alloc-fn", required_argument, NULL, OPT_ALLOC_FN },
+	{ "free-fn", required_argument, NULL, OPT_FREE_FN },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -80,6 +84,12 @@ const char *mt_cli__help(void)
 "      --kernel             also the kernel's allocations made while a target\n"
 "                           runs (kmalloc, kmem_cache, pages, percpu), with\n"
 "                           kernel stacks (\"kind\": \"kernel\")\n"
+"\n"
+"      --alloc-fn NAME[:N]  also trace NAME, a custom allocator of the target:\n"
+"                           its N-th argument (default 1) is the size, it\n"
+"                           returns the block (repeatable)\n"
+"      --free-fn NAME[:N]   also trace NAME as a free: its N-th argument\n"
+"                           (default 1) is the block\n"
 "\n"
 "What to report:\n"
 "  -n, --top N              show the N stacks holding the most (0 = all;\n"
@@ -198,6 +208,41 @@ static int size_opt(const char *name, const char *arg, uint64_t *out, char *err,
 	return 0;
 }
 
+/* NAME or NAME:ARG */
+static int custom_fn(const char *spec, bool is_free, struct mt_opts *o, char *err,
+		     size_t errlen)
+{
+	const char *colon = strchr(spec, ':');
+	int max = is_free ? 2 : 3, n = 1;
+	const char *opt = is_free ? "free-fn" : "alloc-fn";
+	size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+	char name[128];
+
+	if (colon) {
+		if (!colon[1] || colon[2] || colon[1] < '1' || colon[1] > '0' + max) {
+			snprintf(err, errlen, "invalid %s '%s': the argument must be 1 to %d",
+				 opt, spec, max);
+			return -EINVAL;
+		}
+		n = colon[1] - '0';
+	}
+	if (!len || len >= sizeof(name) ||
+	    strspn(spec, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789_.$@") != len) {
+		snprintf(err, errlen, "invalid %s '%s': expected a symbol name", opt, spec);
+		return -EINVAL;
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)len, spec);
+	if (o->ncustom == MT_MAX_CUSTOM_FNS) {
+		snprintf(err, errlen, "too many --alloc-fn/--free-fn (at most %d)",
+			 MT_MAX_CUSTOM_FNS);
+		return -E2BIG;
+	}
+	o->custom[o->ncustom] = (struct mt_custom_fn){ .arg = n, .is_free = is_free };
+	memcpy(o->custom[o->ncustom++].name, name, sizeof(name));
+	return 0;
+}
+
 static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_t errlen)
 {
 	uint64_t v;
@@ -267,6 +312,9 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 	case OPT_KERNEL:
 		o->kernel = true;
 		return 0;
+	case OPT_ALLOC_FN:
+	case OPT_FREE_FN:
+		return custom_fn(arg, c == OPT_FREE_FN, o, err, errlen);
 	case OPT_SAMPLE_BYTES:
 		if (size_opt("sample-bytes", arg, &o->sample_bytes, err, errlen))
 			return -EINVAL;

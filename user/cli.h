@@ -9,6 +9,15 @@
 #include <sys/types.h>
 
 #define MT_MAX_PIDS 64
+#define MT_MAX_CUSTOM_FNS 8
+
+/* --alloc-fn / --free-fn: a function of the target's and which argument
+ * holds the size (alloc) or the pointer (free). */
+struct mt_custom_fn {
+	char name[128];
+	int arg;		/* 1..3 (alloc), 1..2 (free) */
+	bool is_free;
+};
 
 /* Exit codes: documented in README.md and `memtrace --help`. */
 enum mt_exit {
@@ -38,6 +47,8 @@ struct mt_opts {
 	bool probe_floor;
 	uint64_t sample_bytes;	/* 0: record every allocation */
 	bool kernel;		/* --kernel */
+	struct mt_custom_fn custom[MT_MAX_CUSTOM_FNS];
+	int ncustom;
 };
 
 enum mt_cli_action {

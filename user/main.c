@@ -41,6 +41,7 @@ struct app {
 	struct mt_tracer *tracer;
 	struct mt_symbolizer *sym;
 	struct mt_ksyms *ksyms;	/* --kernel */
+	bool custom_found[MT_MAX_CUSTOM_FNS];
 	struct target targets[MT_MAX_PIDS];
 	struct mt_proc procs[MT_MAX_PIDS];
 	int ntargets;
@@ -200,12 +201,16 @@ static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info 
  */
 static int attach_object(struct app *a, pid_t pid, const char *path)
 {
-	static const enum mt_lib kinds[] = { MT_LIB_C, MT_LIB_CXX };
+	static const enum mt_lib kinds[] = { MT_LIB_C, MT_LIB_CXX, MT_LIB_CUSTOM };
 	int hooked = 0;
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		struct mt_probe_info info[MT_MAX_LIB_PROBES];
-		int n, err = mt_tracer__attach(a->tracer, pid, path, kinds[k], info, &n);
+		int n, err;
+
+		if (kinds[k] == MT_LIB_CUSTOM && !a->o.ncustom)
+			continue;
+		err = mt_tracer__attach(a->tracer, pid, path, kinds[k], info, &n);
 
 		if (err == -ENOENT || err == -ENOEXEC)
 			continue; /* not an allocator, or not ELF */
@@ -216,6 +221,10 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 		}
 		print_probes(pid, path, info, n);
 		hooked++;
+		for (int i = 0; kinds[k] == MT_LIB_CUSTOM && i < n; i++)
+			for (int c = 0; c < a->o.ncustom; c++)
+				if (!strcmp(info[i].name, a->o.custom[c].name))
+					a->custom_found[c] = true;
 	}
 	return hooked;
 }
@@ -237,6 +246,14 @@ static int attach_files(struct app *a, pid_t pid, const struct mt_paths *files,
 		error("no allocator found in %s or its libraries (no malloc/free symbols: "
 		      "a stripped static program?)", what);
 		return MT_EXIT_RUNTIME;
+	}
+	for (int c = 0; c < a->o.ncustom; c++) {
+		if (!a->custom_found[c]) {
+			error("--%s %s: no function of that name in %s or its libraries",
+			      a->o.custom[c].is_free ? "free-fn" : "alloc-fn", a->o.custom[c].name,
+			      what);
+			return MT_EXIT_USAGE;
+		}
 	}
 	return 0;
 }
@@ -685,6 +702,9 @@ int main(int argc, char **argv)
 		error("loading the BPF programs failed: %s", strerror(-e));
 		goto cleanup;
 	}
+	for (int i = 0; i < a->o.ncustom; i++)
+		mt_tracer__add_custom(a->tracer, a->o.custom[i].name, a->o.custom[i].arg,
+				      a->o.custom[i].is_free);
 	if (!(a->sym = mt_symbolizer__new())) {
 		error("out of memory");
 		goto cleanup;

@@ -13,21 +13,25 @@
 #include "memtrace.skel.h"
 #include "tracer.h"
 
+struct probe_def {
+	const char *name;
+	enum mt_fn fn;		/* the attach cookie */
+};
+
+#define MAX_PROBES 24
+
 struct mt_tracer {
 	struct memtrace_bpf *skel;
 	struct bpf_program *enter_prog, *return_prog;
 	const char *missing[MT_KERNEL_TPS + 1];
+	struct probe_def custom[MAX_PROBES];
+	size_t ncustom;
 	struct bpf_link **links;
 	int nlinks;
 	int nprobes;
 };
 
 /* Every allocation entry point and how the entry program reads it. */
-struct probe_def {
-	const char *name;
-	enum mt_fn fn;		/* the attach cookie */
-};
-
 static const struct probe_def libc_probes[] = {
 	{ "malloc", MT_FN_MALLOC },
 	{ "free", MT_FN_FREE },
@@ -70,7 +74,6 @@ static const struct probe_def cxx_probes[] = {
 	{ "_ZnamSt11align_val_tRKSt9nothrow_t", MT_FN_NEW },
 };
 
-#define MAX_PROBES 24
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(ARRAY_SIZE(libc_probes) <= MAX_PROBES, "MAX_PROBES");
 _Static_assert(ARRAY_SIZE(cxx_probes) <= MAX_PROBES, "MAX_PROBES");
@@ -238,6 +241,23 @@ void mt_tracer__free(struct mt_tracer *t)
 	free(t);
 }
 
+int mt_tracer__add_custom(struct mt_tracer *t, const char *name, int arg, bool is_free)
+{
+	static const enum mt_fn alloc_fns[] = { MT_FN_MALLOC, MT_FN_ALLOC_ARG2, MT_FN_ALLOC_ARG3 };
+	static const enum mt_fn free_fns[] = { MT_FN_FREE, MT_FN_FREE_ARG2 };
+
+	if (t->ncustom == MAX_PROBES || arg < 1 || arg > (is_free ? 2 : 3))
+		return -EINVAL;
+	t->custom[t->ncustom++] = (struct probe_def){
+		name, is_free ? free_fns[arg - 1] : alloc_fns[arg - 1] };
+	return 0;
+}
+
+static bool frees(enum mt_fn fn)
+{
+	return fn == MT_FN_FREE || fn == MT_FN_FREE_ARG2;
+}
+
 int mt_tracer__nprobes(const struct mt_tracer *t)
 {
 	return t->nprobes;
@@ -287,11 +307,13 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 		      struct mt_probe_info *info, int *ninfo)
 {
 #define HAS(name) defines(names, offs, n, name)
-	const struct probe_def *defs = kind == MT_LIB_CXX ? cxx_probes : libc_probes;
-	size_t n = kind == MT_LIB_CXX ? ARRAY_SIZE(cxx_probes) : ARRAY_SIZE(libc_probes);
+	const struct probe_def *defs = kind == MT_LIB_CXX ? cxx_probes :
+				       kind == MT_LIB_CUSTOM ? t->custom : libc_probes;
+	size_t n = kind == MT_LIB_CXX ? ARRAY_SIZE(cxx_probes) :
+		   kind == MT_LIB_CUSTOM ? t->ncustom : ARRAY_SIZE(libc_probes);
 	uint64_t offs[MAX_PROBES], eo[MAX_PROBES], ec[MAX_PROBES], ro[MAX_PROBES];
 	size_t ne = 0, nr = 0;
-	const char *names[MAX_PROBES];
+	const char *names[MAX_PROBES] = { 0 };
 	int err, fd;
 
 	*ninfo = 0;
@@ -302,7 +324,14 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 		return err;
 	/* an allocator has malloc and free (plain, je_ or mi_); a C++
 	 * runtime or allocator at least operator new */
-	if (kind == MT_LIB_CXX ? !offs[0] :
+	if (kind == MT_LIB_CUSTOM) {
+		size_t any = 0;
+
+		for (size_t i = 0; i < n; i++)
+			any |= offs[i];
+		if (!any)
+			return -ENOENT;
+	} else if (kind == MT_LIB_CXX ? !offs[0] :
 	    !((HAS("malloc") && HAS("free")) ||
 	      (HAS("je_malloc") && HAS("je_free")) ||
 	      (HAS("mi_malloc") && HAS("mi_free"))))
@@ -321,7 +350,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 			if (offs[j] == offs[i])
 				alias = names[j];
 		info[*ninfo] = (struct mt_probe_info){ .name = names[i], .offset = offs[i], .alias_of = alias };
-		choose_site(fd, offs[i], defs[i].fn == MT_FN_FREE, &info[*ninfo].site);
+		choose_site(fd, offs[i], frees(defs[i].fn), &info[*ninfo].site);
 		if (!alias) {
 			/* off the single-stepped entry where that is provably
 			 * safe: user/probesite.h */
@@ -329,7 +358,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 
 			eo[ne] = at;
 			ec[ne++] = defs[i].fn;
-			if (defs[i].fn != MT_FN_FREE)
+			if (!frees(defs[i].fn))
 				ro[nr++] = at;
 		}
 		(*ninfo)++;

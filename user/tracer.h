@@ -36,12 +36,15 @@ struct mt_probe_info {
 enum mt_lib {
 	MT_LIB_C,		/* glibc: malloc, free, ... */
 	MT_LIB_CXX,		/* libstdc++: operator new variants */
+	MT_LIB_CUSTOM,		/* --alloc-fn / --free-fn */
 };
 
 /* Most probes one library gets. */
 #define MT_MAX_LIB_PROBES 24
 
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out);
+/* --alloc-fn/--free-fn: name, the argument (1-3), whether it frees. */
+int mt_tracer__add_custom(struct mt_tracer *t, const char *name, int arg, bool is_free);
 /* With --kernel: names of tracepoints this kernel lacks (NULL-terminated). */
 const char *const *mt_tracer__missing_tps(const struct mt_tracer *t);
 /* With --kernel: attach the kernel programs. 0 or -errno. */

@@ -45,3 +45,26 @@ def test_probe_moved_off_entry_on_other_allocators(variant, fn):
     line = [l for l in r.stderr.splitlines()
             if re.match(rf"memtrace:\s+{fn}\s", l) and "libc.so" not in l]
     assert line and "probe at +0," not in line[0], line
+
+
+def test_custom_allocator_functions():
+    r = memtrace("--json", "-n", "0", "--alloc-fn", "my_alloc", "--alloc-fn", "pool_get:2",
+                 "--free-fn", "my_free", "--", prog("custom_alloc"))
+    assert r.returncode == 0, r.stderr
+    rep = reports(r.stdout)[-1]
+    g = by_function(rep["stacks"], "use_custom")
+    assert (g["outstanding_bytes"], g["outstanding_count"], g["alloc_count"],
+            g["free_count"]) == (300, 3, 5, 2)
+    g = by_function(rep["stacks"], "use_pool")
+    # pool_get calls my_alloc: one allocation each, with pool_get's size
+    assert (g["outstanding_bytes"], g["outstanding_count"], g["alloc_count"]) == (144, 3, 3)
+    assert rep["totals"]["nested_count"] == 3
+    assert any("hooked my_alloc, pool_get, my_free in" in l for l in r.stderr.splitlines())
+
+
+def test_unknown_custom_function_is_an_error():
+    r = memtrace("--alloc-fn", "no_such_fn", "--", prog("custom_alloc"))
+    assert r.returncode == 2
+    errs = [l for l in r.stderr.splitlines() if l.startswith("Error: ")]
+    assert errs == [f"Error: --alloc-fn no_such_fn: no function of that name in "
+                    f"{prog('custom_alloc')} or its libraries"]

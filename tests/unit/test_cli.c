@@ -127,6 +127,22 @@ Test(cli, sample_bytes)
 	cr_assert_eq(PARSE("--sample-bytes", "2T", "-p", "1"), MT_CLI_ERROR);
 }
 
+Test(cli, custom_functions)
+{
+	cr_assert_eq(PARSE("--alloc-fn", "my_alloc", "--alloc-fn", "pool_get:2", "--free-fn",
+			   "my_free:1", "-p", "1"), MT_CLI_RUN);
+	cr_assert_eq(o.ncustom, 3);
+	cr_assert_str_eq(o.custom[1].name, "pool_get");
+	cr_assert_eq(o.custom[1].arg, 2);
+	cr_assert(!o.custom[1].is_free);
+	cr_assert(o.custom[2].is_free);
+	cr_assert_eq(PARSE("--alloc-fn", "f:4", "-p", "1"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "the argument must be 1 to 3"), "%s", err);
+	cr_assert_eq(PARSE("--free-fn", "f:3", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--alloc-fn", "bad name", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--alloc-fn", "", "-p", "1"), MT_CLI_ERROR);
+}
+
 Test(cli, help_and_version)
 {
 	cr_assert_eq(PARSE("-h"), MT_CLI_HELP);
