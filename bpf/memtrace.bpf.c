@@ -205,8 +205,9 @@ static __always_inline bool from_interrupt(const struct mt_stack *s)
  * missing. Frame-pointer walk by the kernel; another unwinder plugs in
  * here. Returns the stack id, or 0 when nothing could be captured.
  */
-static __always_inline __u64 capture_stack(void *ctx, bool kernel)
+static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
 {
+	bool kernel = kind == MT_STACK_KERNEL;
 	__u32 zero = 0, size = stack_depth * sizeof(__u64);
 	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &zero);
 	long n;
@@ -225,9 +226,7 @@ static __always_inline __u64 capture_stack(void *ctx, bool kernel)
 	s->flags = 0;
 	if (kernel && from_interrupt(s))
 		return MT_STACK_IRQ;
-	id = hash_stack(s) & ~MT_STACK_KERNEL;
-	if (kernel)
-		id |= MT_STACK_KERNEL;
+	id = (hash_stack(s) & ~MT_STACK_KIND_MASK) | kind;
 	/* a lockless lookup first: the stack is almost always known */
 	if (bpf_map_lookup_elem(&stacks, &id))
 		return id;
@@ -292,9 +291,11 @@ static __always_inline void account_free(const struct mt_alloc *a)
 	__sync_fetch_and_add(&outstanding_bytes, -a->size);
 }
 
+/* kind: 0 (malloc and friends), MT_STACK_KERNEL, MT_STACK_MMAP, MT_STACK_BRK */
 static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u64 size,
-					 bool kernel)
+					 __u64 kind)
 {
+	bool kernel = kind == MT_STACK_KERNEL;
 	struct mt_alloc_key k = { .tgid = kernel ? MT_KERNEL_TGID : tgid, .addr = addr };
 	struct mt_alloc a = { .size = size, .count = 1, .owner = tgid };
 	long err;
@@ -311,7 +312,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 		a.size = (size * w + (1 << 15)) >> 16;
 		a.count = (w + (bpf_get_prandom_u32() & 0xffff)) >> 16;
 	}
-	a.stack_id = capture_stack(ctx, kernel);
+	a.stack_id = capture_stack(ctx, kind);
 	if (a.stack_id == MT_STACK_IRQ)
 		return;
 	a.ts_ns = bpf_ktime_get_ns();
@@ -349,8 +350,13 @@ static __always_inline bool nested_in(const struct mt_call *c, __u64 sp)
 	return c && c->depth && sp < c->sp && c->sp - sp < MT_NEST_MAX_SP;
 }
 
-static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
-				 __u64 arg)
+/*
+ * Every call that has a return probe must come through here, recorded or
+ * not (record = false): its return pops the thread's nesting state, and a
+ * call left out would pop its caller's.
+ */
+static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 arg,
+				    bool record)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 sp = PT_REGS_SP(ctx);
@@ -378,7 +384,7 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
 	c->depth = 1;
 	c->old_found = 0;
 	/* unsampled calls stop here: the return does nothing else */
-	c->sampled = !sample_bytes || sample(size);
+	c->sampled = record && (!sample_bytes || sample(size));
 	if ((fn == MT_FN_REALLOC || fn == MT_FN_REALLOCARRAY) && arg) {
 		struct mt_alloc_key k = { .tgid = tgid, .addr = arg };
 		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
@@ -389,6 +395,11 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size,
 		}
 	}
 	return 0;
+}
+
+static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 arg)
+{
+	return enter_as(ctx, fn, size, arg, true);
 }
 
 static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
@@ -409,7 +420,42 @@ static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
 	else if (c->arg && !sample_bytes)
 		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
 	if (ret && c->sampled)
-		record_alloc(ctx, tgid, ret, c->size, false);
+		record_alloc(ctx, tgid, ret, c->size, 0);
+}
+
+/* Take out a block of the mmap kinds at addr (munmap, mremap's old). */
+static __always_inline bool unmap_block(__u32 tgid, __u64 addr)
+{
+	struct mt_alloc_key k = { .tgid = tgid, .addr = addr };
+	struct mt_alloc *a = bpf_map_lookup_elem(&allocs, &k), copy;
+
+	/* only what mmap gave: a malloc'd block at that address is malloc's */
+	if (!a || !(a->stack_id & (MT_STACK_MMAP | MT_STACK_BRK)))
+		return false;
+	copy = *a;
+	if (bpf_map_delete_elem(&allocs, &k))
+		return false;
+	account_free(&copy);
+	return true;
+}
+
+/* mmap, mremap, sbrk return (void *)-1 on failure */
+static __always_inline void leave_map(void *ctx, __u32 tgid, const struct mt_call *c,
+				      __u64 ret)
+{
+	if (c->fn == MT_FN_MREMAP) {
+		/* a block of ours that moved or grew; realloc's are nested */
+		if (ret != ~0ULL && unmap_block(tgid, c->arg) && c->sampled)
+			record_alloc(ctx, tgid, ret, c->size, MT_STACK_MMAP);
+		return;
+	}
+	if (!c->sampled)
+		return; /* a file mapping, sbrk(0), or not sampled */
+	if (ret == ~0ULL)
+		count(MT_CNT_ALLOC_FAILED, 1);
+	else
+		record_alloc(ctx, tgid, ret, c->size,
+			     c->fn == MT_FN_SBRK ? MT_STACK_BRK : MT_STACK_MMAP);
 }
 
 static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
@@ -433,6 +479,11 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 	case MT_FN_REALLOCARRAY:
 		leave_realloc(ctx, id >> 32, &c, ret);
 		return 0;
+	case MT_FN_MMAP:
+	case MT_FN_MREMAP:
+	case MT_FN_SBRK:
+		leave_map(ctx, id >> 32, &c, ret);
+		return 0;
 	case MT_FN_POSIX_MEMALIGN:
 		/* returns 0 (an int) on success, the block in *memptr */
 		if ((int)ret || bpf_probe_read_user(&ptr, sizeof(ptr), (void *)c.arg))
@@ -444,7 +495,7 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 	if (!ptr)
 		count(MT_CNT_ALLOC_FAILED, 1);
 	else if (c.sampled)
-		record_alloc(ctx, id >> 32, ptr, c.size, false);
+		record_alloc(ctx, id >> 32, ptr, c.size, 0);
 	return 0;
 }
 
@@ -504,6 +555,16 @@ int alloc_enter(struct pt_regs *ctx)
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
 
 	switch (fn) {
+	case MT_FN_MMAP:	/* anonymous only: file mappings are not allocations */
+		return enter_as(ctx, fn, a2, 0, PT_REGS_PARM4(ctx) & 0x20 /* MAP_ANONYMOUS */);
+	case MT_FN_MUNMAP:
+		if (!nested_in(thread_call(false), PT_REGS_SP(ctx)))
+			unmap_block(bpf_get_current_pid_tgid() >> 32, a1);
+		return 0;
+	case MT_FN_MREMAP:
+		return enter(ctx, fn, a3, a1);
+	case MT_FN_SBRK:	/* growth only; sbrk(0) and shrinking are not */
+		return enter_as(ctx, fn, a1, 0, (long)a1 > 0);
 	case MT_FN_FREE:
 		return free_enter(ctx, a1);
 	case MT_FN_FREE_ARG2:
@@ -565,7 +626,7 @@ static __always_inline void kalloc(void *ctx, const void *ptr, __u64 size)
 
 	if (!ptr || !traced_task(&tgid))
 		return;
-	record_alloc(ctx, tgid, (__u64)ptr, size, true);
+	record_alloc(ctx, tgid, (__u64)ptr, size, MT_STACK_KERNEL);
 }
 
 static __always_inline void kfree_addr(const void *ptr)

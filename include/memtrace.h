@@ -34,6 +34,10 @@ enum mt_fn {
 	MT_FN_ALLOC_ARG2,	/* --alloc-fn NAME:2: size in the 2nd argument */
 	MT_FN_ALLOC_ARG3,	/* --alloc-fn NAME:3 */
 	MT_FN_FREE_ARG2,	/* --free-fn NAME:2: pointer in the 2nd argument */
+	MT_FN_MMAP,		/* --mmap: (addr, len, prot, flags, fd, off), anonymous */
+	MT_FN_MUNMAP,		/* (addr, len) */
+	MT_FN_MREMAP,		/* (old, oldlen, newlen, flags, ...) */
+	MT_FN_SBRK,		/* (increment) */
 	MT_FN__COUNT,
 };
 
@@ -78,6 +82,10 @@ struct mt_alloc {
  * freed from any context. Their stack ids have the top bit set. */
 #define MT_KERNEL_TGID 0xffffffffu
 #define MT_STACK_KERNEL (1ULL << 63)
+/* --mmap: blocks from anonymous mmap/mremap and from sbrk */
+#define MT_STACK_MMAP (1ULL << 62)
+#define MT_STACK_BRK (1ULL << 61)
+#define MT_STACK_KIND_MASK (MT_STACK_KERNEL | MT_STACK_MMAP | MT_STACK_BRK)
 
 /* Sampling tables (--sample-bytes): quantiles of an exponential, and the
  * weight 1/(1 - exp(-s/N)) by size bucket of N/64, in 16.16 fixed point

@@ -20,6 +20,7 @@ enum {
 	OPT_KERNEL,
 	OPT_ALLOC_FN,
 	OPT_FREE_FN,
+	OPT_MMAP,
 };
 
 static const struct option long_opts[] = {
@@ -41,6 +42,7 @@ static const struct option long_opts[] = {
 	{ "kernel", no_argument, NULL, OPT_KERNEL },
 	{ "alloc-fn", required_argument, NULL, OPT_ALLOC_FN },
 	{ "free-fn", required_argument, NULL, OPT_FREE_FN },
+	{ "mmap", no_argument, NULL, OPT_MMAP },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -85,6 +87,8 @@ const char *mt_cli__help(void)
 "                           runs (kmalloc, kmem_cache, pages, percpu), with\n"
 "                           kernel stacks (\"kind\": \"kernel\")\n"
 "\n"
+"      --mmap               also anonymous mmap/mremap/munmap and sbrk made\n"
+"                           outside the allocator (\"kind\": \"mmap\", \"brk\")\n"
 "      --alloc-fn NAME[:N]  also trace NAME, a custom allocator of the target:\n"
 "                           its N-th argument (default 1) is the size, it\n"
 "                           returns the block (repeatable)\n"
@@ -311,6 +315,9 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 		return 0;
 	case OPT_KERNEL:
 		o->kernel = true;
+		return 0;
+	case OPT_MMAP:
+		o->mmap = true;
 		return 0;
 	case OPT_ALLOC_FN:
 	case OPT_FREE_FN:

@@ -47,6 +47,7 @@ struct mt_opts {
 	bool probe_floor;
 	uint64_t sample_bytes;	/* 0: record every allocation */
 	bool kernel;		/* --kernel */
+	bool mmap;		/* --mmap */
 	struct mt_custom_fn custom[MT_MAX_CUSTOM_FNS];
 	int ncustom;
 };

@@ -201,14 +201,15 @@ static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info 
  */
 static int attach_object(struct app *a, pid_t pid, const char *path)
 {
-	static const enum mt_lib kinds[] = { MT_LIB_C, MT_LIB_CXX, MT_LIB_CUSTOM };
+	static const enum mt_lib kinds[] = { MT_LIB_C, MT_LIB_CXX, MT_LIB_CUSTOM, MT_LIB_MMAP };
 	int hooked = 0;
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		struct mt_probe_info info[MT_MAX_LIB_PROBES];
 		int n, err;
 
-		if (kinds[k] == MT_LIB_CUSTOM && !a->o.ncustom)
+		if ((kinds[k] == MT_LIB_CUSTOM && !a->o.ncustom) ||
+		    (kinds[k] == MT_LIB_MMAP && !a->o.mmap))
 			continue;
 		err = mt_tracer__attach(a->tracer, pid, path, kinds[k], info, &n);
 

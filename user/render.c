@@ -58,7 +58,7 @@ static void json_entry(struct mt_json *w, const struct mt_entry *e, bool leak)
 	mt_json__key(w, "comm");
 	mt_json__string(w, e->proc ? e->proc->comm : NULL);
 	mt_json__key(w, "kind");
-	mt_json__string(w, e->kernel ? "kernel" : "user");
+	mt_json__string(w, e->kind ? e->kind : "user");
 	mt_json__key(w, "outstanding_bytes");
 	mt_json__uint(w, leak ? e->leak_bytes : e->st.outstanding_bytes);
 	mt_json__key(w, "outstanding_count");
@@ -264,8 +264,10 @@ void mt_render__text(const struct mt_report *r, const struct mt_render_opts *o, 
 	for (size_t i = 0; i < r->ntop; i++) {
 		const struct mt_entry *e = &r->entries[r->top[i]];
 
-		fprintf(f, "  [%zu] %s%s outstanding in %" PRIu64 " block%s; %s allocated in %"
-			PRIu64 " call%s; pid %d (%s)\n", i + 1, e->kernel ? "kernel: " : "",
+		fprintf(f, "  [%zu] %s%s%s outstanding in %" PRIu64 " block%s; %s allocated in %"
+			PRIu64 " call%s; pid %d (%s)\n", i + 1,
+			e->kind && strcmp(e->kind, "user") ? e->kind : "",
+			e->kind && strcmp(e->kind, "user") ? ": " : "",
 			mt_fmt_bytes(e->st.outstanding_bytes, a, sizeof(a)),
 			(uint64_t)e->st.outstanding_count, plural(e->st.outstanding_count),
 			mt_fmt_bytes(e->st.alloc_bytes, b, sizeof(b)),

@@ -15,6 +15,17 @@ const char *const mt_lost_names[MT_CNT__COUNT - MT_CNT__EVENTS] = {
 	[MT_CNT_LOST_STALE - MT_CNT__EVENTS] = "free_missed",
 };
 
+const char *mt_stack_kind(uint64_t stack_id)
+{
+	if (stack_id & MT_STACK_KERNEL)
+		return "kernel";
+	if (stack_id & MT_STACK_MMAP)
+		return "mmap";
+	if (stack_id & MT_STACK_BRK)
+		return "brk";
+	return "user";
+}
+
 static const struct mt_proc *find_proc(const struct mt_proc *procs, size_t n, pid_t pid)
 {
 	for (size_t i = 0; i < n; i++)
@@ -66,6 +77,7 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 		e->st = s->stats[i].v;
 		e->proc = find_proc(r->procs, r->nprocs, e->pid);
 		e->kernel = e->stack_id & MT_STACK_KERNEL;
+		e->kind = mt_stack_kind(e->stack_id);
 		e->exited = e->proc && e->proc->exited;
 		if ((err = mt_pairmap__put(idx, e->pid, e->stack_id, r->nentries)))
 			goto out;

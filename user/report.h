@@ -61,6 +61,7 @@ struct mt_entry {
 	uint64_t oldest_ts_ns;	/* oldest outstanding allocation; 0: none */
 	bool exited;		/* the process has exited */
 	bool kernel;		/* a kernel stack (--kernel) */
+	const char *kind;	/* "user", "kernel", "mmap", "brk" */
 	const struct mt_proc *proc;
 	struct mt_frame *frames;
 	size_t nframes;
@@ -106,6 +107,9 @@ struct mt_report_opts {
 	double duration_s;
 	bool final;
 };
+
+/* "user", "kernel", "mmap" or "brk", from the kind bits of a stack id. */
+const char *mt_stack_kind(uint64_t stack_id);
 
 /* Names of the lost counters, in enum order (JSON keys). */
 extern const char *const mt_lost_names[MT_CNT__COUNT - MT_CNT__EVENTS];

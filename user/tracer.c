@@ -74,6 +74,16 @@ static const struct probe_def cxx_probes[] = {
 	{ "_ZnamSt11align_val_tRKSt9nothrow_t", MT_FN_NEW },
 };
 
+/* --mmap: memory that bypasses malloc (glibc's and musl's wrappers; the
+ * allocators' own calls to them are nested calls, not counted) */
+static const struct probe_def mmap_probes[] = {
+	{ "mmap", MT_FN_MMAP },
+	{ "mmap64", MT_FN_MMAP },
+	{ "munmap", MT_FN_MUNMAP },
+	{ "mremap", MT_FN_MREMAP },
+	{ "sbrk", MT_FN_SBRK },
+};
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(ARRAY_SIZE(libc_probes) <= MAX_PROBES, "MAX_PROBES");
 _Static_assert(ARRAY_SIZE(cxx_probes) <= MAX_PROBES, "MAX_PROBES");
@@ -253,9 +263,10 @@ int mt_tracer__add_custom(struct mt_tracer *t, const char *name, int arg, bool i
 	return 0;
 }
 
+/* No return probe: the free-like functions. */
 static bool frees(enum mt_fn fn)
 {
-	return fn == MT_FN_FREE || fn == MT_FN_FREE_ARG2;
+	return fn == MT_FN_FREE || fn == MT_FN_FREE_ARG2 || fn == MT_FN_MUNMAP;
 }
 
 int mt_tracer__nprobes(const struct mt_tracer *t)
@@ -308,9 +319,11 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 {
 #define HAS(name) defines(names, offs, n, name)
 	const struct probe_def *defs = kind == MT_LIB_CXX ? cxx_probes :
-				       kind == MT_LIB_CUSTOM ? t->custom : libc_probes;
+				       kind == MT_LIB_CUSTOM ? t->custom :
+				       kind == MT_LIB_MMAP ? mmap_probes : libc_probes;
 	size_t n = kind == MT_LIB_CXX ? ARRAY_SIZE(cxx_probes) :
-		   kind == MT_LIB_CUSTOM ? t->ncustom : ARRAY_SIZE(libc_probes);
+		   kind == MT_LIB_CUSTOM ? t->ncustom :
+		   kind == MT_LIB_MMAP ? ARRAY_SIZE(mmap_probes) : ARRAY_SIZE(libc_probes);
 	uint64_t offs[MAX_PROBES], eo[MAX_PROBES], ec[MAX_PROBES], ro[MAX_PROBES];
 	size_t ne = 0, nr = 0;
 	const char *names[MAX_PROBES] = { 0 };
@@ -324,7 +337,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 		return err;
 	/* an allocator has malloc and free (plain, je_ or mi_); a C++
 	 * runtime or allocator at least operator new */
-	if (kind == MT_LIB_CUSTOM) {
+	if (kind == MT_LIB_CUSTOM || kind == MT_LIB_MMAP) {
 		size_t any = 0;
 
 		for (size_t i = 0; i < n; i++)

@@ -37,6 +37,7 @@ enum mt_lib {
 	MT_LIB_C,		/* glibc: malloc, free, ... */
 	MT_LIB_CXX,		/* libstdc++: operator new variants */
 	MT_LIB_CUSTOM,		/* --alloc-fn / --free-fn */
+	MT_LIB_MMAP,		/* --mmap: mmap, munmap, mremap, sbrk */
 };
 
 /* Most probes one library gets. */

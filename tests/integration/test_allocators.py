@@ -68,3 +68,33 @@ def test_unknown_custom_function_is_an_error():
     errs = [l for l in r.stderr.splitlines() if l.startswith("Error: ")]
     assert errs == [f"Error: --alloc-fn no_such_fn: no function of that name in "
                     f"{prog('custom_alloc')} or its libraries"]
+
+
+def kind_totals(rep, kind, fn):
+    g = by_function([s for s in rep["stacks"] if s["kind"] == kind], fn)
+    return g["outstanding_bytes"], g["outstanding_count"], g["alloc_count"], g["free_count"]
+
+
+def test_mmap_and_brk_outside_malloc():
+    r = memtrace("--mmap", "--json", "-n", "0", "--", prog("mmaps"))
+    assert r.returncode == 0, r.stderr
+    rep = reports(r.stdout)[-1]
+    assert kind_totals(rep, "mmap", "map_anon") == (3 * 65536, 3, 3, 0)
+    assert kind_totals(rep, "mmap", "map_and_unmap") == (0, 0, 2, 2)
+    # mmap 4096, mremap to 16384: the old block freed, the new one kept
+    assert kind_totals(rep, "mmap", "map_grow") == (16384, 1, 2, 1)
+    assert kind_totals(rep, "brk", "grow_brk") == (8192, 1, 1, 0)
+    # a file mapping is not an allocation
+    assert by_function(rep["stacks"], "map_file")["stacks"] == 0
+    # malloc's own mmap is malloc's: one user block, no mmap block
+    assert kind_totals(rep, "user", "big_malloc") == (1 << 20, 1, 1, 0)
+    assert not [s for s in rep["stacks"] if s["kind"] == "mmap" and s["frames"]
+                and "malloc" in (s["frames"][0]["symbol"] or "")]
+    assert rep["lost"]["total"] == 0
+
+
+def test_mmap_not_traced_by_default():
+    r = memtrace("--json", "-n", "0", "--", prog("mmaps"))
+    rep = reports(r.stdout)[-1]
+    assert {s["kind"] for s in rep["stacks"]} == {"user"}
+    assert kind_totals(rep, "user", "big_malloc") == (1 << 20, 1, 1, 0)

@@ -135,6 +135,14 @@ Test(report, empty_snapshot)
 	mt_report__clear(&r);
 }
 
+Test(report, stack_kinds)
+{
+	cr_assert_str_eq(mt_stack_kind(0x1234), "user");
+	cr_assert_str_eq(mt_stack_kind(MT_STACK_KERNEL | 5), "kernel");
+	cr_assert_str_eq(mt_stack_kind(MT_STACK_MMAP | 5), "mmap");
+	cr_assert_str_eq(mt_stack_kind(MT_STACK_BRK | 5), "brk");
+}
+
 Test(report, allocator_frames_skipped)
 {
 	struct mt_frame f[] = {
