@@ -35,8 +35,8 @@ LIBS := -lbpf -ldw -lelf -lz -liberty -lcapstone -lm
 
 # Pure modules: no BPF, no syscalls beyond stdio; linked into unit tests.
 PURE_SRCS := user/cli.c user/procmaps.c user/report.c user/render.c user/json_writer.c \
-	user/strutil.c user/pairmap.c user/probesite.c user/demangle.c user/ksyms.c
-SYS_SRCS := user/tracer.c user/elfsyms.c user/symbolizer.c user/target.c
+	user/strutil.c user/pairmap.c user/probesite.c user/demangle.c user/ksyms.c user/cfi.c
+SYS_SRCS := user/tracer.c user/elfsyms.c user/symbolizer.c user/target.c user/unwind.c
 MAIN_SRC := user/main.c
 USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS) $(SYS_SRCS) $(MAIN_SRC))
 PURE_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS))
@@ -44,21 +44,24 @@ PURE_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 
-PROG_C := $(filter-out tests/progs/lib%.c tests/progs/other_allocs.c,$(wildcard tests/progs/*.c))
-PROG_CXX := $(wildcard tests/progs/*.cpp)
+PROG_C := $(filter-out tests/progs/lib%.c tests/progs/other_allocs.c tests/progs/nofp.c,$(wildcard tests/progs/*.c))
+PROG_CXX := $(filter-out tests/progs/nofp_cxx.cpp,$(wildcard tests/progs/*.cpp))
 # The same program on other allocators (tests/integration/test_allocators.py)
 OTHER_ALLOCS := $(addprefix $(BUILD)/tests/progs/other_allocs_,jemalloc tcmalloc musl_static glibc_static)
-PROGS := $(BUILD)/tests/progs/libmt_testlib.so $(OTHER_ALLOCS) $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
+# Built without frame pointers: only the CFI unwinder sees their callers
+NOFP_PROGS := $(addprefix $(BUILD)/tests/progs/,nofp nofp_nopie nofp_cxx libnofp_plugin.so)
+PROGS := $(BUILD)/tests/progs/libmt_testlib.so $(OTHER_ALLOCS) $(NOFP_PROGS) $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
 	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
 # Test programs: known flags, frame pointers, no tail calls (each allocating
 # function must stay a frame), debug info for file:line.
 PROG_FLAGS := -O2 -g -fno-omit-frame-pointer -fno-optimize-sibling-calls -pthread
+NOFP_FLAGS := -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -pthread
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 BENCH_BINS := $(BUILD)/bench/churn $(BUILD)/bench/cxx_work
 
-.PHONY: all deps demo test unit integration install clean format bench bench-smoke
+.PHONY: all deps demo test unit integration install clean format bench bench-smoke fuzz
 all: $(BUILD)/memtrace
 
 # Run scripts/setup.sh only when a tool or library is missing.
@@ -104,11 +107,31 @@ $(BUILD)/memtrace: $(USER_OBJS)
 $(BUILD)/tests/unit/%.o: tests/unit/%.c $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -DMT_SRCDIR='"$(CURDIR)"' -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) -DMT_SRCDIR='"$(CURDIR)"' -DMT_BUILDDIR='"$(CURDIR)/$(BUILD)"' -c $< -o $@
 
-$(BUILD)/tests/unit_tests: $(UNIT_OBJS) $(PURE_OBJS)
+$(BUILD)/tests/unit_tests: $(UNIT_OBJS) $(PURE_OBJS) | $(BUILD)/tests/fixtures/cfi_sample.so
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ -lcriterion -lcapstone -liberty -o $@
+	$(Q)$(CC) $(CFLAGS) $^ -lcriterion -lcapstone -liberty -ldw -lelf -o $@
+
+# Known CFI for tests/unit/test_cfi.c
+$(BUILD)/tests/fixtures/cfi_sample.so: tests/fixtures/cfi_sample.S $(DEPS_STAMP)
+	$(call msg,AS,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -shared -nostdlib -Wl,--eh-frame-hdr $< -o $@
+
+# libFuzzer on the CFI reader (make fuzz FUZZ_SECONDS=N; CI runs a short one)
+FUZZ_SECONDS ?= 600
+$(BUILD)/tests/fuzz_cfi: tests/fuzz/fuzz_cfi.c user/cfi.c user/strutil.c $(DEPS_STAMP)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -fsanitize=fuzzer,address,undefined \
+		$(filter %.c,$^) -ldw -lelf -o $@
+
+fuzz: $(BUILD)/tests/fuzz_cfi $(BUILD)/tests/fixtures/cfi_sample.so $(BUILD)/tests/progs/nofp
+	$(Q)mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-seeds
+	$(Q)cp $(BUILD)/tests/fixtures/cfi_sample.so $(BUILD)/tests/progs/nofp $(BUILD)/fuzz-seeds/
+	$(Q)$(BUILD)/tests/fuzz_cfi -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+		-print_final_stats=1 $(BUILD)/fuzz-corpus $(BUILD)/fuzz-seeds
 
 $(BUILD)/tests/progs/%: tests/progs/%.c $(DEPS_STAMP)
 	$(call msg,CC,$@)
@@ -143,6 +166,26 @@ $(BUILD)/tests/progs/other_allocs_glibc_static: tests/progs/other_allocs.c $(DEP
 $(BUILD)/tests/progs/uselib: tests/progs/uselib.c $(BUILD)/tests/progs/libmt_testlib.so
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(PROG_FLAGS) $< -L$(@D) -lmt_testlib -Wl,-rpath,'$$ORIGIN' -o $@
+
+$(BUILD)/tests/progs/nofp: tests/progs/nofp.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(NOFP_FLAGS) -pie -fPIE $< -o $@ -ldl
+
+$(BUILD)/tests/progs/nofp_nopie: tests/progs/nofp.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(NOFP_FLAGS) -no-pie -fno-PIE $< -o $@ -ldl
+
+$(BUILD)/tests/progs/libnofp_plugin.so: tests/progs/libnofp_plugin.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(NOFP_FLAGS) -fPIC -shared $< -o $@
+
+$(BUILD)/tests/progs/nofp_cxx: tests/progs/nofp_cxx.cpp $(DEPS_STAMP)
+	$(call msg,CXX,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CXX) $(NOFP_FLAGS) $< -o $@
 
 $(BUILD)/tests/progs/%: tests/progs/%.cpp $(DEPS_STAMP)
 	$(call msg,CXX,$@)

@@ -33,6 +33,8 @@ const volatile __u64 sample_gap[MT_SAMPLE_TABLE] = {};
 const volatile __u32 sample_weight[MT_SAMPLE_TABLE] = {};
 /* --kernel: [__irqentry_text_start, __irqentry_text_end) from kallsyms */
 const volatile __u64 irqentry_lo = 0, irqentry_hi = 0;
+/* user stacks: 1 walks them with the files' CFI, 0 with frame pointers */
+const volatile __u32 unwind_cfi = 1;
 
 /* --kernel: processes whose kernel allocations are traced */
 struct {
@@ -165,7 +167,7 @@ static __always_inline __u64 mix(__u64 h)
 /* Stack ids are never 0: 0 means "no stack". */
 static __always_inline __u64 hash_stack(const struct mt_stack *s)
 {
-	__u64 h = 0x9e3779b97f4a7c15ULL ^ s->depth;
+	__u64 h = 0x9e3779b97f4a7c15ULL ^ s->depth ^ ((__u64)s->flags << 32);
 
 	for (__u32 i = 0; i < MT_MAX_DEPTH; i++) {
 		if (i >= s->depth)
@@ -199,11 +201,345 @@ static __always_inline bool from_interrupt(const struct mt_stack *s)
 	return false;
 }
 
+/* ---- user stacks: unwinding with the files' CFI ---------------------- */
+
+/* A file's pages and rows (struct mt_cfi_page, struct mt_cfi_row: both 8
+ * bytes), sized per file by userspace. */
+struct cfi_array {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, MT_MAX_CFI_TABLES);
+	__type(key, struct mt_cfi_key);
+	__array(values, struct cfi_array);
+} cfi_rows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_MAX_CFI_TABLES);
+	__type(key, struct mt_cfi_key);
+	__type(value, struct mt_cfi_table);
+} cfi_tables SEC(".maps");
+
+/* Files asked for once: a table (or its absence) is on its way. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_MAX_CFI_TABLES);
+	__type(key, struct mt_cfi_key);
+	__type(value, __u8);
+} cfi_asked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} cfi_misses SEC(".maps");
+
+/* Registers of the frame being unwound, and the mapping its pc is in. */
+struct unwind {
+	__u64 pc, sp, bp;
+	__u64 vm_start, vm_end, vm_pgoff; /* vm_end 0: none */
+	struct mt_cfi_key key;
+	struct mt_cfi_table tab;	/* npages 0: no table */
+	__u32 n;
+	__u8 bp_ok;		/* bp holds the frame's rbp */
+	__u8 exact;		/* pc is not a return address (after a signal) */
+	__u8 done;		/* reached the outermost frame */
+	__u8 fp;		/* some frame came from frame pointers */
+};
+
+struct vma_info {
+	__u64 start, end, pgoff;
+	struct mt_cfi_key key;
+};
+
+static long vma_found(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *v)
+{
+	struct file *f = vma->vm_file;
+
+	v->start = vma->vm_start;
+	v->end = vma->vm_end;
+	v->pgoff = vma->vm_pgoff;
+	v->key.dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
+	v->key.ino = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
+	return 0;
+}
+
+/* Ask userspace for the table of a file, once. */
+static __always_inline void ask_table(struct unwind *u)
+{
+	struct mt_cfi_miss *m;
+	__u8 one = 1;
+
+	if (bpf_map_update_elem(&cfi_asked, &u->key, &one, BPF_NOEXIST))
+		return;
+	m = bpf_ringbuf_reserve(&cfi_misses, sizeof(*m), 0);
+	if (!m) {
+		bpf_map_delete_elem(&cfi_asked, &u->key); /* ask again later */
+		count(MT_CNT_LOST_UNWIND_REQUEST, 1);
+		return;
+	}
+	m->tgid = bpf_get_current_pid_tgid() >> 32;
+	m->pad = 0;
+	m->key = u->key;
+	m->vm_start = u->vm_start;
+	m->vm_end = u->vm_end;
+	bpf_ringbuf_submit(m, 0);
+	count(MT_CNT_UNWIND_REQUEST, 1);
+}
+
+/* Find the mapping of pc and its file's table. */
+static __always_inline void set_vma(struct unwind *u, __u64 pc)
+{
+	struct vma_info v = {};
+	struct mt_cfi_table *t;
+
+	u->vm_end = 0;
+	u->tab.npages = 0;
+	if (bpf_find_vma(bpf_get_current_task_btf(), pc, vma_found, &v, 0) || !v.end)
+		return;
+	u->vm_start = v.start;
+	u->vm_end = v.end;
+	u->vm_pgoff = v.pgoff;
+	u->key = v.key;
+	if (!v.key.ino)
+		return; /* anonymous: JIT code, vdso */
+	t = bpf_map_lookup_elem(&cfi_tables, &v.key);
+	if (t)
+		u->tab = *t;
+	else
+		ask_table(u);
+}
+
 /*
- * Capture the user stack at the allocator's return: there regs->ip is
- * the return address into the allocating function, so frame 0 is never
- * missing. Frame-pointer walk by the kernel; another unwinder plugs in
- * here. Returns the stack id, or 0 when nothing could be captured.
+ * The rule for pc: 1, or 0 when no table covers it. A global function,
+ * verified once on its own: inlined in the unwinding loop, its binary
+ * search multiplies the states the verifier has to explore.
+ */
+__noinline int find_row(struct unwind *u, __u64 pc, struct mt_cfi_row *out)
+{
+	struct mt_cfi_page *pg;
+	struct mt_cfi_row *r;
+	__u32 page, lo, cnt, idx;
+	__u64 vaddr;
+	void *arr;
+
+	if (!u || !out)
+		return 0;
+	if (pc < u->vm_start || pc >= u->vm_end)
+		set_vma(u, pc);
+	if (!u->tab.npages || pc < u->vm_start || pc >= u->vm_end)
+		return 0;
+	vaddr = pc - u->vm_start + (u->vm_pgoff << 12) + u->tab.seg_delta;
+	page = (vaddr >> MT_CFI_PAGE_SHIFT) - u->tab.first_page;
+	if ((vaddr >> MT_CFI_PAGE_SHIFT) < u->tab.first_page || page >= u->tab.npages)
+		return 0;
+	arr = bpf_map_lookup_elem(&cfi_rows, &u->key);
+	if (!arr)
+		return 0;
+	pg = bpf_map_lookup_elem(arr, &page);
+	if (!pg)
+		return 0;
+	lo = pg->first_row;
+	cnt = pg->nrows;
+	/* the last row with row.pc <= vaddr, in [lo, lo + cnt) */
+	for (int i = 0; i < 16 && cnt > 1; i++) {
+		__u32 half = cnt / 2;
+
+		idx = lo + half;
+		r = bpf_map_lookup_elem(arr, &idx);
+		if (!r)
+			return 0;
+		if (r->pc <= vaddr) {
+			lo = idx;
+			cnt -= half;
+		} else {
+			cnt = half;
+		}
+	}
+	r = bpf_map_lookup_elem(arr, &lo);
+	if (!r || r->pc > vaddr)
+		return 0;
+	*out = *r;
+	return 1;
+}
+
+/* No CFI for this frame: follow rbp, if it is a frame pointer. */
+static __always_inline long fp_step(struct unwind *u)
+{
+	__u64 fr[2];
+
+	if (u->bp_ok && !u->bp) {
+		u->done = 1; /* the ABI's mark of the outermost frame: rbp 0 */
+		return 1;
+	}
+	if (!u->bp_ok || u->bp < u->sp)
+		return 1; /* not a frame pointer: truncated */
+	if (bpf_probe_read_user(fr, sizeof(fr), (void *)u->bp))
+		return 1;
+	u->sp = u->bp + 16;
+	u->bp = fr[0];
+	u->pc = fr[1];
+	u->exact = 0;
+	u->fp = 1;
+	count(MT_CNT_UNWIND_FP, 1);
+	if (!u->pc || !u->bp)
+		u->done = 1; /* the outermost frame zeroes rbp */
+	return u->done ? 1 : 0;
+}
+
+/* The x86-64 rt_sigframe the kernel pushed: sp points at its ucontext. */
+#define UC_RBP 120
+#define UC_RSP 160
+#define UC_RIP 168
+
+static __always_inline long signal_step(struct unwind *u)
+{
+	__u64 bp, sp, pc;
+
+	if (bpf_probe_read_user(&bp, 8, (void *)(u->sp + UC_RBP)) ||
+	    bpf_probe_read_user(&sp, 8, (void *)(u->sp + UC_RSP)) ||
+	    bpf_probe_read_user(&pc, 8, (void *)(u->sp + UC_RIP)))
+		return 1;
+	u->bp = bp;
+	u->bp_ok = 1;
+	u->sp = sp;
+	u->pc = pc;
+	u->exact = 1; /* the interrupted instruction, not a return address */
+	return 0;
+}
+
+/* One frame: record pc, then compute the caller's registers. 1 stops. */
+static long unwind_step(__u64 i, struct unwind *u)
+{
+	__u32 zero = 0, n = u->n;
+	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &zero);
+	struct mt_cfi_row row;
+	__u64 cfa, ra, bp;
+
+	if (!s || n >= MT_MAX_DEPTH)
+		return 1;
+	s->ips[n] = u->pc;
+	u->n = n + 1;
+	if (!find_row(u, u->exact ? u->pc : u->pc - 1, &row) || row.kind == MT_CFA_NONE)
+		return fp_step(u);
+	switch (row.kind) {
+	case MT_CFA_END:
+		u->done = 1;
+		return 1;
+	case MT_CFA_SIGNAL:
+		return signal_step(u);
+	case MT_CFA_RSP:
+		cfa = u->sp + row.cfa_off;
+		break;
+	case MT_CFA_RBP:
+		if (!u->bp_ok)
+			return 1;
+		cfa = u->bp + row.cfa_off;
+		break;
+	case MT_CFA_PLT:
+		cfa = u->sp + 8 + ((u->pc & 15) >= row.cfa_off ? 8 : 0);
+		break;
+	default:
+		return 1;
+	}
+	if (cfa <= u->sp || bpf_probe_read_user(&ra, 8, (void *)(cfa - 8)))
+		return 1;
+	if (row.rbp_off == MT_RBP_UNDEF) {
+		u->bp_ok = 0;
+	} else if (row.rbp_off) {
+		if (bpf_probe_read_user(&bp, 8, (void *)(cfa + (__s64)row.rbp_off * 8)))
+			u->bp_ok = 0;
+		else
+			u->bp = bp;
+	}
+	u->sp = cfa;
+	u->pc = ra;
+	u->exact = 0;
+	if (!ra) {
+		u->done = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Walk the user stack from the registers at the allocator's return. */
+static __always_inline void unwind_user(struct pt_regs *regs, struct mt_stack *s)
+{
+	struct unwind u = {
+		.pc = PT_REGS_IP(regs),
+		.sp = PT_REGS_SP(regs),
+		.bp = PT_REGS_FP(regs),
+		.bp_ok = 1,
+	};
+
+	bpf_loop(stack_depth, unwind_step, &u, 0);
+	s->depth = u.n;
+	s->flags = (u.done ? 0 : MT_STACK_F_TRUNCATED) | (u.fp ? MT_STACK_F_FP : 0);
+}
+
+static __always_inline bool same_stack(const struct mt_stack *a, const struct mt_stack *b)
+{
+	if (a->depth != b->depth || a->flags != b->flags)
+		return false;
+	for (__u32 i = 0; i < MT_MAX_DEPTH; i++) {
+		if (i >= a->depth)
+			break;
+		if (a->ips[i] != b->ips[i])
+			return false;
+	}
+	return true;
+}
+
+/* Slots a stack may take: its hash, then the next ones if those hold
+ * other stacks. Two stacks never share an id. */
+#define MT_STACK_PROBES 4
+
+/* Store s; its id, or 0 when it could not be stored. */
+static __always_inline __u64 store_stack(struct mt_stack *s, __u64 kind)
+{
+	__u64 h = hash_stack(s);
+
+	for (__u32 p = 0; p < MT_STACK_PROBES; p++) {
+		__u64 id = ((h + p) & ~MT_STACK_KIND_MASK) | kind;
+		struct mt_stack *old;
+		long err;
+
+		if (!id || id == MT_STACK_IRQ)
+			continue;
+		/* a lockless lookup first: the stack is almost always known */
+		old = bpf_map_lookup_elem(&stacks, &id);
+		if (old) {
+			if (same_stack(s, old))
+				return id;
+			continue;
+		}
+		err = bpf_map_update_elem(&stacks, &id, s, BPF_NOEXIST);
+		if (!err)
+			return id;
+		if (err != -17 /* EEXIST: another CPU stored one just now */) {
+			count(MT_CNT_LOST_STACKS_FULL, 1);
+			return 0;
+		}
+		old = bpf_map_lookup_elem(&stacks, &id);
+		if (old && same_stack(s, old))
+			return id;
+	}
+	count(MT_CNT_LOST_STACK_COLLISION, 1);
+	return 0;
+}
+
+/*
+ * Capture the stack at the allocator's return: there regs->ip is the
+ * return address into the allocating function, so frame 0 is never
+ * missing. User stacks are walked with the files' CFI (frame pointers
+ * where a file has none), kernel stacks by the kernel. Returns the stack
+ * id, or 0 when nothing could be captured.
  */
 static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
 {
@@ -211,31 +547,31 @@ static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
 	__u32 zero = 0, size = stack_depth * sizeof(__u64);
 	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &zero);
 	long n;
-	__u64 id;
 
 	if (!s)
 		return 0;
-	if (size > sizeof(s->ips))
-		size = sizeof(s->ips);
-	n = bpf_get_stack(ctx, s->ips, size, kernel ? 0 : BPF_F_USER_STACK);
-	if (n <= 0) {
-		count(MT_CNT_LOST_STACK_FAILED, 1);
-		return 0;
+	if (!kernel && unwind_cfi) {
+		unwind_user(ctx, s);
+		if (!s->depth) {
+			count(MT_CNT_LOST_STACK_FAILED, 1);
+			return 0;
+		}
+	} else {
+		if (size > sizeof(s->ips))
+			size = sizeof(s->ips);
+		n = bpf_get_stack(ctx, s->ips, size, kernel ? 0 : BPF_F_USER_STACK);
+		if (n <= 0) {
+			count(MT_CNT_LOST_STACK_FAILED, 1);
+			return 0;
+		}
+		s->depth = n / sizeof(__u64);
+		s->flags = 0;
+		if (kernel && from_interrupt(s))
+			return MT_STACK_IRQ;
 	}
-	s->depth = n / sizeof(__u64);
-	s->flags = 0;
-	if (kernel && from_interrupt(s))
-		return MT_STACK_IRQ;
-	id = (hash_stack(s) & ~MT_STACK_KIND_MASK) | kind;
-	/* a lockless lookup first: the stack is almost always known */
-	if (bpf_map_lookup_elem(&stacks, &id))
-		return id;
-	n = bpf_map_update_elem(&stacks, &id, s, BPF_NOEXIST);
-	if (n && n != -17 /* EEXIST */) {
-		count(MT_CNT_LOST_STACKS_FULL, 1);
-		return 0;
-	}
-	return id;
+	if (s->flags & MT_STACK_F_TRUNCATED)
+		count(MT_CNT_LOST_TRUNCATED, 1);
+	return store_stack(s, kind);
 }
 
 static __always_inline void stats_add(__u32 tgid, __u64 stack_id, __u64 size, __u32 n)

@@ -52,6 +52,8 @@ enum mt_counter {
 	MT_CNT_ALLOC_FAILED,	/* allocator returned NULL: not recorded */
 	MT_CNT_NESTED,		/* allocator calls made inside another: skipped */
 	MT_CNT_SIZE_FILTERED,	/* outside --min-size/--max-size */
+	MT_CNT_UNWIND_FP,	/* frames unwound by frame pointer: no CFI there */
+	MT_CNT_UNWIND_REQUEST,	/* tables asked for (a file seen for the first time) */
 	MT_CNT__EVENTS,
 	MT_CNT_LOST_ALLOCS_FULL = MT_CNT__EVENTS, /* allocs map full */
 	MT_CNT_LOST_STATS_FULL,	/* per-stack stats map full */
@@ -60,6 +62,9 @@ enum mt_counter {
 	MT_CNT_LOST_THREADS_FULL, /* per-thread call state map full */
 	MT_CNT_LOST_FREE_UNTRACKED, /* free of a block not seen allocated */
 	MT_CNT_LOST_STALE,	/* address allocated twice without a free seen */
+	MT_CNT_LOST_TRUNCATED,	/* recorded with a stack that ends early */
+	MT_CNT_LOST_STACK_COLLISION, /* stack hash taken by other stacks: not stored */
+	MT_CNT_LOST_UNWIND_REQUEST, /* table request dropped (ring buffer full) */
 	MT_CNT__COUNT,
 };
 
@@ -128,11 +133,81 @@ struct mt_call {
 	__u32 sampled;		/* this call is recorded (always, unless sampling) */
 };
 
+/*
+ * Unwinding with the binaries' CFI (.eh_frame, .debug_frame): userspace
+ * turns each file's CFI into rows, one per address range with one rule,
+ * sorted by address. A row says how to find the caller: CFA = rsp or rbp
+ * plus cfa_off; the return address is at CFA - 8 (always, on x86-64);
+ * rbp was saved at CFA + 8 * rbp_off, or is unchanged (0).
+ */
+enum mt_cfa_kind {
+	MT_CFA_NONE,		/* no CFI here: fall back to frame pointers */
+	MT_CFA_RSP,		/* CFA = rsp + cfa_off */
+	MT_CFA_RBP,		/* CFA = rbp + cfa_off */
+	MT_CFA_PLT,		/* .plt: CFA = rsp + 8, + 8 if (pc & 15) >= cfa_off */
+	MT_CFA_END,		/* return address undefined: the outermost frame */
+	MT_CFA_SIGNAL,		/* the kernel's rt_sigframe: registers in ucontext */
+	MT_CFA__COUNT,
+};
+#define MT_RBP_SAME 0		/* rbp_off: rbp unchanged in the caller */
+#define MT_RBP_UNDEF (-128)	/* rbp_off: the caller's rbp is unknown */
+
+struct mt_cfi_row {
+	__u32 pc;		/* first address (ELF virtual address) */
+	__u16 cfa_off;
+	__u8 kind;		/* enum mt_cfa_kind */
+	__s8 rbp_off;
+};
+
+/* Rows are found through pages: the rows of ELF page p of a table are
+ * rows[first_row .. first_row + nrows), first_row covering the page's
+ * first byte. Page and row arrays are shared by all tables. */
+#define MT_CFI_PAGE_SHIFT 12
+struct mt_cfi_page {
+	__u32 first_row;
+	__u32 nrows;
+};
+
+/* A file's table is keyed by the file's (device, inode) as the kernel sees
+ * them: one table for every process that maps the file. */
+struct mt_cfi_key {
+	__u32 dev;		/* kernel dev_t: major << 20 | minor */
+	__u32 pad;
+	__u64 ino;
+};
+
+/* The table's header; its pages and rows are in one array of 8-byte
+ * elements, pages first (rows[] indices count from the array's start). */
+struct mt_cfi_table {
+	__u64 seg_delta;	/* ELF vaddr = file offset + seg_delta */
+	__u32 npages;		/* 0: the file has no usable CFI */
+	__u32 first_page;	/* vaddr >> MT_CFI_PAGE_SHIFT of page 0 */
+};
+
+/* Ring buffer message: a traced process ran code in a file with no table. */
+struct mt_cfi_miss {
+	__u32 tgid;
+	__u32 pad;
+	struct mt_cfi_key key;
+	__u64 vm_start, vm_end;	/* the mapping, for /proc/PID/map_files */
+};
+
+#define MT_MAX_CFI_TABLES 4096
+
+/* mt_stack flags */
+#define MT_STACK_F_TRUNCATED 1	/* the walk stopped before the outermost frame */
+#define MT_STACK_F_FP 2		/* some frames came from frame pointers */
+
 _Static_assert(sizeof(struct mt_alloc_key) == 16, "mt_alloc_key layout");
 _Static_assert(sizeof(struct mt_alloc) == 32, "mt_alloc layout");
 _Static_assert(sizeof(struct mt_stats_key) == 16, "mt_stats_key layout");
 _Static_assert(sizeof(struct mt_stats) == 48, "mt_stats layout");
 _Static_assert(sizeof(struct mt_stack) == 8 + 8 * MT_MAX_DEPTH, "mt_stack layout");
 _Static_assert(sizeof(struct mt_call) == 72, "mt_call layout");
+_Static_assert(sizeof(struct mt_cfi_row) == 8, "mt_cfi_row layout");
+_Static_assert(sizeof(struct mt_cfi_page) == 8, "mt_cfi_page layout");
+_Static_assert(sizeof(struct mt_cfi_key) == 16, "mt_cfi_key layout");
+_Static_assert(sizeof(struct mt_cfi_table) == 16, "mt_cfi_table layout");
+_Static_assert(sizeof(struct mt_cfi_miss) == 40, "mt_cfi_miss layout");
 
 #endif /* MEMTRACE_H */

@@ -21,6 +21,7 @@ enum {
 	OPT_ALLOC_FN,
 	OPT_FREE_FN,
 	OPT_MMAP,
+	OPT_UNWIND,
 };
 
 static const struct option long_opts[] = {
@@ -43,6 +44,7 @@ static const struct option long_opts[] = {
 	{ "alloc-fn", required_argument, NULL, OPT_ALLOC_FN },
 	{ "free-fn", required_argument, NULL, OPT_FREE_FN },
 	{ "mmap", no_argument, NULL, OPT_MMAP },
+	{ "unwind", required_argument, NULL, OPT_UNWIND },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },
@@ -113,8 +115,16 @@ const char *mt_cli__help(void)
 "  -j, --json               same as --format json\n"
 "  -o, --output FILE        write reports to FILE instead of stdout\n"
 "\n"
+"Stacks:\n"
+"      --unwind cfi|fp      how user stacks are walked: cfi (default) reads the\n"
+"                           binaries' own unwind tables (.eh_frame,\n"
+"                           .debug_frame), so code built without frame\n"
+"                           pointers shows every caller, frame pointers\n"
+"                           where a file has none; fp: frame pointers only\n"
+"      --max-depth N        frames kept per stack (default 64, at most 127);\n"
+"                           a stack cut short is marked truncated\n"
+"\n"
 "Limits (every event that does not fit is counted under 'lost'):\n"
-"      --max-depth N        frames kept per stack (default 64, at most 127)\n"
 "      --max-allocs N       live allocations tracked (default 1048576)\n"
 "      --max-stacks N       distinct stacks tracked (default 65536)\n"
 "      --probe-floor        benchmarks only: attach empty programs at the same\n"
@@ -320,6 +330,13 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 	case OPT_MMAP:
 		o->mmap = true;
 		return 0;
+	case OPT_UNWIND:
+		if (!strcmp(arg, "cfi") || !strcmp(arg, "fp")) {
+			o->unwind_fp = arg[0] == 'f';
+			return 0;
+		}
+		snprintf(err, errlen, "invalid unwind '%s': expected cfi or fp", arg);
+		return -EINVAL;
 	case OPT_ALLOC_FN:
 	case OPT_FREE_FN:
 		return custom_fn(arg, c == OPT_FREE_FN, o, err, errlen);

@@ -27,6 +27,7 @@
 #include "symbolizer.h"
 #include "target.h"
 #include "tracer.h"
+#include "unwind.h"
 
 #define REFRESH_MS 1000	/* re-read the targets' mappings this often */
 #define MAX_INLINE_PER_ADDR 16
@@ -39,6 +40,7 @@ struct target {
 struct app {
 	struct mt_opts o;
 	struct mt_tracer *tracer;
+	struct mt_unwind *unwind;	/* NULL with --unwind fp */
 	struct mt_symbolizer *sym;
 	struct mt_ksyms *ksyms;	/* --kernel */
 	bool custom_found[MT_MAX_CUSTOM_FNS];
@@ -278,6 +280,8 @@ static void refresh(struct app *a, struct target *t)
 		return;
 	mt_symbolizer__add_process(a->sym, t->info.pid);
 	mt_target__proc_info(t->info.pid, &t->info);
+	if (a->unwind)
+		mt_unwind__add_process(a->unwind, t->info.pid); /* dlopen, exec */
 }
 
 static int attach_pids(struct app *a)
@@ -298,6 +302,11 @@ static int attach_pids(struct app *a)
 		mt_paths__clear(&files);
 		if (err)
 			return err;
+		if (a->unwind && (err = mt_unwind__add_process(a->unwind, pid)) && err != -ENOENT &&
+		    err != -ESRCH) {
+			error("cannot load the unwind tables of PID %d: %s", pid, strerror(-err));
+			return MT_EXIT_RUNTIME;
+		}
 		t->pidfd = mt_target__pidfd(pid);
 		refresh(a, t);
 		if (t->pidfd == -ESRCH)
@@ -334,6 +343,15 @@ static int start_command(struct app *a, const char *path)
 	snprintf(t->info.comm, sizeof(t->info.comm), "%.15s",
 		 strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
 	err = attach_files(a, a->child.pid, &files, path);
+	/* tables now: the command's first allocation comes before any refresh */
+	for (size_t i = 0; !err && a->unwind && i < files.n; i++) {
+		int e = mt_unwind__add_file(a->unwind, a->child.pid, files.v[i]);
+
+		if (e) {
+			error("cannot load the unwind table of %s: %s", files.v[i], strerror(-e));
+			err = MT_EXIT_RUNTIME;
+		}
+	}
 	mt_paths__clear(&files);
 	if (err) {
 		kill(a->child.pid, SIGKILL);
@@ -398,6 +416,7 @@ static void symbolize_entry(struct app *a, struct mt_entry *e)
 		free(st);
 		return;
 	}
+	e->truncated = st->flags & MT_STACK_F_TRUNCATED;
 	if (e->kernel) {
 		symbolize_kernel(a, e, st);
 		free(st);
@@ -487,6 +506,14 @@ static bool all_exited(struct app *a)
 	return true;
 }
 
+/* A target is gone: its final numbers stay, its unwind tables may go. */
+static void target_gone(struct app *a, struct target *t)
+{
+	if (!t->info.exited && a->unwind)
+		mt_unwind__drop_process(a->unwind, t->info.pid);
+	t->info.exited = true;
+}
+
 static void on_child(struct app *a)
 {
 	enum mt_child_event ev;
@@ -499,7 +526,7 @@ static void on_child(struct app *a)
 			refresh(a, t);
 			mt_target__resume(&a->child);
 		} else if (ev == MT_CHILD_EXITED) {
-			t->info.exited = true;
+			target_gone(a, t);
 		}
 	}
 }
@@ -550,6 +577,28 @@ static int poll_timeout(struct app *a, double next_report, double end)
 	return until <= t ? 0 : (int)((until - t) * 1000) + 1;
 }
 
+static void serve_unwind(struct app *a)
+{
+	int err = mt_unwind__poll(a->unwind);
+
+	if (err < 0)
+		fprintf(stderr, "memtrace: warning: building an unwind table failed: %s; stacks "
+			"through that file use frame pointers\n", strerror(-err));
+}
+
+/* -v: each table built, at attach or later (dlopen, exec). */
+static void on_unwind_table(void *ctx, pid_t pid, const char *file, uint64_t rows, int err)
+{
+	if (!verbose)
+		return;
+	if (err)
+		fprintf(stderr, "memtrace: PID %d: no unwind table for %s: %s\n", pid, file,
+			strerror(-err));
+	else
+		fprintf(stderr, "memtrace: PID %d: unwind table for %s: %llu rows%s\n", pid, file,
+			(unsigned long long)rows, rows ? "" : " (no CFI: frame pointers)");
+}
+
 static int run(struct app *a)
 {
 	double next_report = a->o.interval_s ? a->start_s + a->o.interval_s : 0;
@@ -558,10 +607,12 @@ static int run(struct app *a)
 
 	on_child(a); /* the command may be gone already */
 	while (!all_exited(a)) {
-		struct pollfd pfd[MT_MAX_PIDS + 1];
+		struct pollfd pfd[MT_MAX_PIDS + 2];
 		int n = 0;
 
 		pfd[n++] = (struct pollfd){ .fd = a->sigfd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = a->unwind ? mt_unwind__fd(a->unwind) : -1,
+					    .events = POLLIN };
 		for (int i = 0; i < a->ntargets; i++)
 			pfd[n++] = (struct pollfd){ .fd = a->targets[i].info.exited ? -1 :
 							a->targets[i].pidfd, .events = POLLIN };
@@ -576,9 +627,11 @@ static int run(struct app *a)
 			if (stop)
 				break;
 		}
-		for (int i = 1; i < n; i++)
+		if (pfd[1].revents & POLLIN)
+			serve_unwind(a);
+		for (int i = 2; i < n; i++)
 			if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLIN | POLLHUP)))
-				a->targets[i - 1].info.exited = true;
+				target_gone(a, &a->targets[i - 2]);
 		if (now_s() >= next_refresh) {
 			for (int i = 0; i < a->ntargets; i++)
 				refresh(a, &a->targets[i]);
@@ -683,6 +736,7 @@ int main(int argc, char **argv)
 		.max_depth = a->o.max_depth, .max_allocs = a->o.max_allocs,
 		.max_stacks = a->o.max_stacks, .probe_floor = a->o.probe_floor,
 		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
+		.unwind_fp = a->o.unwind_fp,
 	};
 	rc = MT_EXIT_RUNTIME;
 	if ((e = setup_signals(a))) {
@@ -706,6 +760,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < a->o.ncustom; i++)
 		mt_tracer__add_custom(a->tracer, a->o.custom[i].name, a->o.custom[i].arg,
 				      a->o.custom[i].is_free);
+	a->unwind = mt_tracer__unwind(a->tracer);
+	if (a->unwind)
+		mt_unwind__set_cb(a->unwind, on_unwind_table, a);
 	if (!(a->sym = mt_symbolizer__new())) {
 		error("out of memory");
 		goto cleanup;
@@ -716,6 +773,16 @@ int main(int argc, char **argv)
 	rc = a->o.cmd ? start_command(a, cmd_path) : attach_pids(a);
 	if (rc)
 		goto cleanup;
+	if (a->unwind && verbose) {
+		struct mt_unwind_stats us;
+		char b[32];
+
+		mt_unwind__stats(a->unwind, &us);
+		fprintf(stderr, "memtrace: unwind tables: %llu files (%llu without CFI), %llu rows, "
+			"%s of BPF maps, built in %.0f ms\n", (unsigned long long)us.tables,
+			(unsigned long long)us.no_cfi, (unsigned long long)us.rows,
+			mt_fmt_bytes(us.map_bytes, b, sizeof(b)), us.build_s * 1000);
+	}
 	fprintf(stderr, "memtrace: tracing %d process%s with %d probes; Ctrl-C to stop\n",
 		a->ntargets, a->ntargets == 1 ? "" : "es", mt_tracer__nprobes(a->tracer));
 	rc = run(a) ? MT_EXIT_RUNTIME : 0;

@@ -76,6 +76,8 @@ static void json_entry(struct mt_json *w, const struct mt_entry *e, bool leak)
 		snprintf(id, sizeof(id), "%016" PRIx64, e->stack_id);
 		mt_json__string(w, id);
 	}
+	mt_json__key(w, "truncated");
+	mt_json__bool(w, e->truncated);
 	json_frames(w, e);
 }
 
@@ -209,6 +211,8 @@ static void text_frames(const struct mt_entry *e, FILE *f)
 			fprintf(f, " in %s", fr->module);
 		fputc('\n', f);
 	}
+	if (e->nframes && e->truncated)
+		fprintf(f, "        ... (truncated: the stack could not be walked further)\n");
 }
 
 static const char *plural(uint64_t n)

@@ -13,6 +13,9 @@ const char *const mt_lost_names[MT_CNT__COUNT - MT_CNT__EVENTS] = {
 	[MT_CNT_LOST_THREADS_FULL - MT_CNT__EVENTS] = "thread_map_full",
 	[MT_CNT_LOST_FREE_UNTRACKED - MT_CNT__EVENTS] = "free_untracked",
 	[MT_CNT_LOST_STALE - MT_CNT__EVENTS] = "free_missed",
+	[MT_CNT_LOST_TRUNCATED - MT_CNT__EVENTS] = "stack_truncated",
+	[MT_CNT_LOST_STACK_COLLISION - MT_CNT__EVENTS] = "stack_collision",
+	[MT_CNT_LOST_UNWIND_REQUEST - MT_CNT__EVENTS] = "unwind_request_dropped",
 };
 
 const char *mt_stack_kind(uint64_t stack_id)

@@ -61,6 +61,7 @@ struct mt_entry {
 	uint64_t oldest_ts_ns;	/* oldest outstanding allocation; 0: none */
 	bool exited;		/* the process has exited */
 	bool kernel;		/* a kernel stack (--kernel) */
+	bool truncated;		/* the stack ends before its outermost frame */
 	const char *kind;	/* "user", "kernel", "mmap", "brk" */
 	const struct mt_proc *proc;
 	struct mt_frame *frames;

@@ -124,3 +124,19 @@ fail:
 	errno = saved;
 	return NULL;
 }
+
+int mt_grow(void **v, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 16;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	if (n > SIZE_MAX / size || !(p = realloc(*v, n * size)))
+		return -ENOMEM;
+	*v = p;
+	*cap = n;
+	return 0;
+}

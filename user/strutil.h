@@ -3,6 +3,7 @@
 #ifndef MT_STRUTIL_H
 #define MT_STRUTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Decimal unsigned integer, whole string. 0 or -EINVAL / -ERANGE. */
@@ -15,5 +16,9 @@ int mt_parse_seconds(const char *s, double *out);
 char *mt_read_file(const char *path);
 /* Human-readable bytes: "512 B", "1.5 KiB", ... into buf. */
 const char *mt_fmt_bytes(uint64_t bytes, char *buf, unsigned long len);
+
+/* Grow *v (elements of size bytes) to hold need; capacity doubles.
+ * 0 or -ENOMEM (then *v is unchanged). */
+int mt_grow(void **v, size_t *cap, size_t need, size_t size);
 
 #endif

@@ -12,6 +12,7 @@
 #include "elfsyms.h"
 #include "memtrace.skel.h"
 #include "tracer.h"
+#include "unwind.h"
 
 struct probe_def {
 	const char *name;
@@ -22,6 +23,7 @@ struct probe_def {
 
 struct mt_tracer {
 	struct memtrace_bpf *skel;
+	struct mt_unwind *unwind;
 	struct bpf_program *enter_prog, *return_prog;
 	const char *missing[MT_KERNEL_TPS + 1];
 	struct probe_def custom[MAX_PROBES];
@@ -225,6 +227,7 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	select_kernel_progs(t, o->kernel);
 	t->skel->rodata->irqentry_lo = o->irqentry_lo;
 	t->skel->rodata->irqentry_hi = o->irqentry_hi;
+	t->skel->rodata->unwind_cfi = !o->unwind_fp && !o->probe_floor;
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
 	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);
@@ -233,6 +236,14 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	err = memtrace_bpf__load(t->skel);
 	if (err)
 		goto cleanup;
+	if (t->skel->rodata->unwind_cfi) {
+		err = mt_unwind__new(bpf_map__fd(t->skel->maps.cfi_rows),
+				     bpf_map__fd(t->skel->maps.cfi_tables),
+				     bpf_map__fd(t->skel->maps.cfi_asked),
+				     bpf_map__fd(t->skel->maps.cfi_misses), &t->unwind);
+		if (err)
+			goto cleanup;
+	}
 	*out = t;
 	return 0;
 cleanup:
@@ -247,8 +258,14 @@ void mt_tracer__free(struct mt_tracer *t)
 	for (int i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
 	free(t->links);
+	mt_unwind__free(t->unwind);
 	memtrace_bpf__destroy(t->skel);
 	free(t);
+}
+
+struct mt_unwind *mt_tracer__unwind(struct mt_tracer *t)
+{
+	return t->unwind;
 }
 
 int mt_tracer__add_custom(struct mt_tracer *t, const char *name, int arg, bool is_free)

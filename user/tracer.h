@@ -17,6 +17,7 @@ struct mt_tracer_opts {
 	bool probe_floor;	/* empty programs at the same sites (bench) */
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */
+	bool unwind_fp;		/* --unwind fp: no CFI unwinding */
 	uint64_t irqentry_lo, irqentry_hi; /* from kallsyms; 0: unknown */
 };
 
@@ -53,6 +54,8 @@ int mt_tracer__attach_kernel(struct mt_tracer *t);
 /* With --kernel: trace the kernel allocations made while tgid runs. */
 int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid);
 void mt_tracer__free(struct mt_tracer *t);
+/* The CFI unwinder's tables (NULL with --unwind fp). */
+struct mt_unwind *mt_tracer__unwind(struct mt_tracer *t);
 /*
  * Attach the allocator probes of a library (a path the kernel can open)
  * to pid. info[] (MT_MAX_LIB_PROBES entries) says what was attached.

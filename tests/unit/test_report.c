@@ -202,6 +202,7 @@ static void render(bool json, const char *name)
 			r.entries[i].frames = malloc(sizeof(fc));
 			memcpy(r.entries[i].frames, fc, sizeof(fc));
 			r.entries[i].nframes = 1;
+			r.entries[i].truncated = true; /* a walk that stopped early */
 		}
 	}
 	if (json)

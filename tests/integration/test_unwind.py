@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""Complete stacks without frame pointers: the CFI unwinder against
+programs built -fomit-frame-pointer (tests/progs/nofp*.c, nofp_cxx.cpp),
+and the same programs with --unwind fp to show they need it."""
+import os
+import select
+import time
+
+import pytest
+
+from conftest import PROGS, Tracer, Waiter, by_function, prog, trace_cmd
+
+
+def names(entry):
+    """Function names of a stack, outermost last; inline frames dropped."""
+    return [(f["symbol"] or "?").split("(")[0] for f in entry["frames"] if not f["inlined"]]
+
+
+def stacks_with(report, first):
+    return [e for e in report["stacks"] if names(e) and names(e)[0] == first]
+
+
+def assert_complete(entry, *chain):
+    """The stack starts with chain, in order, and ends at _start."""
+    got = names(entry)
+    assert got[:len(chain)] == list(chain), got
+    assert got[-1] == "_start", got
+    assert entry["truncated"] is False, got
+
+
+@pytest.mark.parametrize("name", ["nofp", "nofp_nopie"])
+def test_chain_without_frame_pointers(name):
+    rep, _ = trace_cmd(name)
+    total = by_function(rep["stacks"], "level3")
+    assert total["alloc_bytes"] == 3 * 1111 and total["alloc_count"] == 3
+    assert total["outstanding_bytes"] == 3 * 1111
+    for e in stacks_with(rep, "level3"):
+        assert_complete(e, "level3", "level2", "level1", "main")
+
+
+@pytest.mark.parametrize("name", ["nofp", "nofp_nopie"])
+def test_callback_called_by_libc(name):
+    """qsort (libc, no frame pointers) calls cmp_alloc, which allocates:
+    the stack goes through qsort back to the function that called it."""
+    rep, _ = trace_cmd(name)
+    [e] = stacks_with(rep, "cmp_alloc")
+    assert (e["alloc_bytes"], e["alloc_count"]) == (77, 1)
+    got = names(e)
+    assert_complete(e, "cmp_alloc")
+    assert any(n.startswith("qsort") or n.startswith("msort") for n in got), got
+    assert got[-5:-3] == ["sort_with_callback", "main"], got
+
+
+def test_frame_pointers_alone_lose_callers():
+    """The programs really need CFI: frame pointers alone lose level2,
+    level1 and main (so the tests above cannot pass by accident)."""
+    rep, _ = trace_cmd("nofp", opts=("-n", "0", "--unwind", "fp"))
+    e = stacks_with(rep, "level3")
+    assert e and all("level1" not in names(x) for x in e), [names(x) for x in e]
+
+
+def wait_stderr(p, needle, timeout=10):
+    """Read p's stderr until a line containing needle."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([p.stderr], [], [], 0.1)
+        if r:
+            line = p.stderr.readline()
+            seen.append(line)
+            if needle in line:
+                return line
+    raise AssertionError(f"no '{needle}' from memtrace; saw:\n" + "".join(seen))
+
+
+def test_dlopen_after_attach():
+    """A library without frame pointers dlopen'ed after memtrace attached
+    (-p) gets a table before its allocations: complete stacks."""
+    w = Waiter("wait", name="nofp")
+    try:
+        t = Tracer("-v", "-p", str(w.pid))
+        w.step("step1")
+        w.step("step2")  # dlopen done
+        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "libnofp_plugin.so"))
+        os.kill(w.pid, __import__("signal").SIGUSR1)
+        assert w.p.stdout.readline().strip() == "step3"
+        w.p.wait(timeout=10)
+        rc, reps, err = t.finish()
+        assert rc == 0, err
+    finally:
+        w.close()
+    rep = reps[-1]
+    total = by_function(rep["stacks"], "plugin_level2")
+    assert (total["alloc_bytes"], total["alloc_count"]) == (2 * 555, 2)
+    for e in stacks_with(rep, "plugin_level2"):
+        assert_complete(e, "plugin_level2", "plugin_level1", "plugin_alloc", "main")
+    # the steps before: traced from attach on, complete too
+    for e in stacks_with(rep, "level3"):
+        assert_complete(e, "level3", "level2", "level1", "main")
+
+
+def test_cxx_through_libstdcxx():
+    """C++ without frame pointers; std::string's allocation is made inside
+    libstdc++ (no frame pointers either); vector growth through new."""
+    rep, _ = trace_cmd("nofp_cxx")
+    grow = [e for e in rep["stacks"] if "fill_vector" in names(e) and
+            any("_M_realloc_insert" in n for n in names(e))]
+    assert sum(e["alloc_count"] for e in grow) == 11
+    assert sum(e["alloc_bytes"] for e in grow) == 4 * (2048 - 1)
+    assert sum(e["outstanding_bytes"] for e in grow) == 4096
+    for e in grow:
+        got = names(e)
+        assert got[got.index("fill_vector"):] == ["fill_vector", "main",
+                                                  "__libc_start_call_main",
+                                                  "__libc_start_main@@GLIBC_2.34", "_start"], got
+        assert e["truncated"] is False
+    [s] = [e for e in rep["stacks"] if e["alloc_bytes"] == 101]
+    got = names(s)
+    assert "libstdc++" in s["frames"][0]["module"], s["frames"][0]
+    assert got[got.index("make_string"):][:2] == ["make_string", "main"], got
+    assert s["truncated"] is False and got[-1] == "_start"
+    assert rep["lost"]["stack_truncated"] == 0

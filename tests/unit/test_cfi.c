@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* CFI to unwind rows, against tests/fixtures/cfi_sample.S (known CFI). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "cfi.h"
+
+#define SAMPLE MT_BUILDDIR "/tests/fixtures/cfi_sample.so"
+
+static struct mt_cfi load_sample(void)
+{
+	struct mt_cfi c;
+	int fd = open(SAMPLE, O_RDONLY);
+
+	cr_assert(fd >= 0, "cannot open %s", SAMPLE);
+	cr_assert_eq(mt_cfi__build(fd, &c), 0);
+	close(fd);
+	return c;
+}
+
+/* A symbol's address in the sample, from its symbol table. */
+static uint32_t sym_addr(const char *name)
+{
+	int fd = open(SAMPLE, O_RDONLY);
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	uint32_t addr = 0;
+
+	cr_assert(fd >= 0);
+	elf_version(EV_CURRENT);
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	while (elf && (scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || !(d = elf_getdata(scn, NULL)))
+			continue;
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+
+			if (gelf_getsym(d, (int)i, &sym) &&
+			    !strcmp(elf_strptr(elf, sh.sh_link, sym.st_name), name))
+				addr = (uint32_t)sym.st_value;
+		}
+	}
+	elf_end(elf);
+	close(fd);
+	cr_assert(addr, "no symbol %s in %s", name, SAMPLE);
+	return addr;
+}
+
+struct want {
+	uint32_t off;		/* from f_rsp */
+	int kind, cfa_off, rbp_off;
+};
+
+static void expect(const struct mt_cfi *c, uint32_t base, const struct want *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct mt_cfi_row *r = mt_cfi__find(c->rows, c->nrows, base + w[i].off);
+
+		cr_assert(r, "no row at +%u", w[i].off);
+		cr_expect_eq(r->kind, w[i].kind, "+%u: kind %d, want %d", w[i].off, r->kind,
+			     w[i].kind);
+		if (w[i].kind == MT_CFA_RSP || w[i].kind == MT_CFA_RBP) {
+			cr_expect_eq(r->cfa_off, w[i].cfa_off, "+%u: cfa_off %u, want %d",
+				     w[i].off, r->cfa_off, w[i].cfa_off);
+			cr_expect_eq(r->rbp_off, w[i].rbp_off, "+%u: rbp_off %d, want %d",
+				     w[i].off, r->rbp_off, w[i].rbp_off);
+		}
+	}
+}
+
+Test(cfi, sample_rows)
+{
+	struct mt_cfi c = load_sample();
+	uint32_t a = sym_addr("f_rsp"), plt = c.rows[0].pc;
+	static const struct want w[] = {
+		/* f_rsp */
+		{ 0, MT_CFA_RSP, 8, MT_RBP_SAME },
+		{ 1, MT_CFA_RSP, 16, MT_RBP_SAME },
+		{ 4, MT_CFA_RSP, 16, MT_RBP_SAME },
+		{ 5, MT_CFA_RSP, 48, MT_RBP_SAME },
+		{ 9, MT_CFA_RSP, 16, MT_RBP_SAME },
+		{ 10, MT_CFA_RSP, 8, MT_RBP_SAME },
+		{ 11, MT_CFA_NONE, 0, 0 },	/* past its end: padding */
+		{ 63, MT_CFA_NONE, 0, 0 },
+		/* f_rbp: rbp saved at CFA-16 */
+		{ 64, MT_CFA_RSP, 8, MT_RBP_SAME },
+		{ 65, MT_CFA_RSP, 16, -2 },
+		{ 68, MT_CFA_RBP, 16, -2 },
+		{ 69, MT_CFA_RBP, 16, -2 },
+		{ 70, MT_CFA_RSP, 8, MT_RBP_SAME },
+		{ 71, MT_CFA_NONE, 0, 0 },
+		/* f_end: return address undefined */
+		{ 128, MT_CFA_END, 0, 0 },
+		{ 135, MT_CFA_END, 0, 0 },
+		/* f_sig: a signal frame */
+		{ 192, MT_CFA_SIGNAL, 0, 0 },
+		/* f_big: a CFA offset over 64 KiB has no row kind */
+		{ 256, MT_CFA_RSP, 8, MT_RBP_SAME },
+		{ 263, MT_CFA_NONE, 0, 0 },
+		{ 270, MT_CFA_RSP, 8, MT_RBP_SAME },
+		{ 271, MT_CFA_NONE, 0, 0 },
+	};
+
+	cr_expect_str_eq(c.source, ".eh_frame");
+	cr_expect_eq(c.nfdes, 6); /* and the .plt f_end's call goes through */
+	/* binutils' .plt: push (CFA rsp+16), jmp (+24), then the entries' rule */
+	cr_expect_eq(c.rows[0].kind, MT_CFA_RSP);
+	cr_expect_eq(c.rows[0].cfa_off, 16);
+	cr_expect_eq(c.rows[2].pc, plt + 16);
+	cr_expect_eq(c.rows[2].kind, MT_CFA_PLT);
+	cr_expect_eq(c.rows[2].cfa_off, 11);
+	cr_expect_eq(c.unsupported, 1);
+	expect(&c, a, w, sizeof(w) / sizeof(w[0]));
+	cr_expect_null(mt_cfi__find(c.rows, c.nrows, plt - 1), "no row before the first function");
+	/* sorted, and no row repeats the rule of the one before */
+	for (size_t i = 1; i < c.nrows; i++) {
+		cr_expect_gt(c.rows[i].pc, c.rows[i - 1].pc);
+		cr_expect(c.rows[i].kind != c.rows[i - 1].kind ||
+			  c.rows[i].cfa_off != c.rows[i - 1].cfa_off ||
+			  c.rows[i].rbp_off != c.rows[i - 1].rbp_off, "row %zu repeats", i);
+	}
+	mt_cfi__clear(&c);
+}
+
+Test(cfi, not_elf)
+{
+	struct mt_cfi c;
+	int fd = open(MT_SRCDIR "/tests/fixtures/cfi_sample.S", O_RDONLY);
+
+	cr_assert(fd >= 0);
+	cr_expect_eq(mt_cfi__build(fd, &c), -ENOEXEC);
+	cr_expect_null(c.rows);
+	close(fd);
+}
+
+/* What the BPF side does: page, then binary search in the page's rows. */
+static const struct mt_cfi_row *paged_find(const struct mt_cfi_row *rows,
+					   const struct mt_cfi_page *pages, uint32_t npages,
+					   uint32_t first_page, uint32_t vaddr)
+{
+	uint32_t p = (vaddr >> MT_CFI_PAGE_SHIFT) - first_page, lo, cnt;
+
+	if ((vaddr >> MT_CFI_PAGE_SHIFT) < first_page || p >= npages)
+		return NULL;
+	lo = pages[p].first_row;
+	cnt = pages[p].nrows;
+	for (int i = 0; i < 16 && cnt > 1; i++) {
+		uint32_t half = cnt / 2;
+
+		if (rows[lo + half].pc <= vaddr) {
+			lo += half;
+			cnt -= half;
+		} else {
+			cnt = half;
+		}
+	}
+	return rows[lo].pc <= vaddr ? &rows[lo] : NULL;
+}
+
+Test(cfi, pages_match_binary_search)
+{
+	static const struct mt_cfi_row rows[] = {
+		{ .pc = 0x1010, .kind = MT_CFA_RSP, .cfa_off = 8 },
+		{ .pc = 0x1800, .kind = MT_CFA_RSP, .cfa_off = 16 },
+		{ .pc = 0x2100, .kind = MT_CFA_RBP, .cfa_off = 16 },
+		{ .pc = 0x2101, .kind = MT_CFA_RSP, .cfa_off = 24 },
+		{ .pc = 0x2fff, .kind = MT_CFA_RSP, .cfa_off = 32 },
+		{ .pc = 0x5000, .kind = MT_CFA_NONE },
+	};
+	size_t n = sizeof(rows) / sizeof(rows[0]);
+	struct mt_cfi_page *pages;
+	uint32_t npages, first;
+
+	cr_assert_eq(mt_cfi__pages(rows, n, 0, &pages, &npages, &first), 0);
+	cr_expect_eq(first, 1);
+	cr_expect_eq(npages, 5);
+	cr_expect_eq(pages[0].first_row, 0);
+	cr_expect_eq(pages[0].nrows, 2);
+	cr_expect_eq(pages[1].first_row, 1); /* 0x2000 is covered by the 0x1800 row */
+	cr_expect_eq(pages[1].nrows, 4);
+	cr_expect_eq(pages[2].first_row, 4);
+	cr_expect_eq(pages[2].nrows, 1);
+	cr_expect_eq(pages[4].first_row, 5);
+	for (uint32_t a = 0xf00; a < 0x5100; a++)
+		cr_assert_eq(paged_find(rows, pages, npages, first, a), mt_cfi__find(rows, n, a),
+			     "at 0x%x", a);
+	free(pages);
+}
+
+/* The same on a real library's table, every address. */
+Test(cfi, pages_on_libc)
+{
+	struct mt_cfi c;
+	struct mt_cfi_page *pages;
+	uint32_t npages, first;
+	int fd = open("/lib/x86_64-linux-gnu/libc.so.6", O_RDONLY);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(mt_cfi__build(fd, &c), 0);
+	close(fd);
+	cr_expect_gt(c.nfdes, 1000);
+	cr_expect_lt(c.unsupported * 100, c.nrows, "most rows are rules the unwinder follows");
+	cr_assert_eq(mt_cfi__pages(c.rows, c.nrows, 0, &pages, &npages, &first), 0);
+	for (uint32_t a = c.rows[0].pc - 16; a < c.rows[c.nrows - 1].pc + 16; a++)
+		cr_assert_eq(paged_find(c.rows, pages, npages, first, a),
+			     mt_cfi__find(c.rows, c.nrows, a), "at 0x%x", a);
+	free(pages);
+	mt_cfi__clear(&c);
+}

@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "cfi.h"
+#include "pairmap.h"
+#include "procmaps.h"
+#include "strutil.h"
+#include "unwind.h"
+
+/* One file's table and the traced processes that map it. */
+struct table {
+	struct mt_cfi_key key;
+	pid_t *users;
+	size_t nusers, cap;
+	uint64_t map_bytes, rows;
+	bool loaded;		/* in the BPF maps (rows, or "no CFI") */
+	bool dead;		/* freed; the slot is reused */
+};
+
+struct mt_unwind {
+	int rows_fd, tables_fd, asked_fd;
+	struct ring_buffer *rb;
+	struct table *v;
+	size_t n, cap;
+	struct mt_pairmap *index;	/* (dev, ino) -> index in v */
+	struct mt_unwind_stats stats;
+	int pending_err;
+	mt_unwind_cb cb;
+	void *cb_ctx;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The kernel's dev_t encoding (what BPF reads from the superblock). */
+static uint32_t kdev(uint32_t major, uint32_t minor)
+{
+	return major << 20 | minor;
+}
+
+static struct table *find(struct mt_unwind *u, const struct mt_cfi_key *k)
+{
+	long i = mt_pairmap__get(u->index, k->dev, k->ino);
+
+	return i < 0 || u->v[i].dead ? NULL : &u->v[i];
+}
+
+static struct table *get(struct mt_unwind *u, const struct mt_cfi_key *k)
+{
+	struct table *t = find(u, k);
+	long i = mt_pairmap__get(u->index, k->dev, k->ino);
+
+	if (t)
+		return t;
+	if (i < 0) {
+		if (mt_grow((void **)&u->v, &u->cap, u->n + 1, sizeof(*u->v)) ||
+		    mt_pairmap__put(u->index, k->dev, k->ino, (long)u->n))
+			return NULL;
+		i = (long)u->n++;
+	}
+	t = &u->v[i];
+	memset(t, 0, sizeof(*t));
+	t->key = *k;
+	return t;
+}
+
+static int add_user(struct table *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->nusers; i++)
+		if (t->users[i] == pid)
+			return 0;
+	if (mt_grow((void **)&t->users, &t->cap, t->nusers + 1, sizeof(*t->users)))
+		return -ENOMEM;
+	t->users[t->nusers++] = pid;
+	return 0;
+}
+
+/* Rows into a new array map (pages first), then the map into cfi_rows. */
+static int load_rows(struct mt_unwind *u, struct table *t, const struct mt_cfi *c)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	struct mt_cfi_page *pages;
+	uint32_t npages, first_page;
+	size_t n, bytes;
+	void *mem;
+	int fd, err;
+
+	err = mt_cfi__pages(c->rows, c->nrows, 0, &pages, &npages, &first_page);
+	if (err)
+		return err;
+	n = npages + c->nrows;
+	bytes = (n * 8 + 4095) & ~(size_t)4095;
+	for (uint32_t i = 0; i < npages; i++)
+		pages[i].first_row += npages; /* rows follow the pages */
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "mt_cfi", 4, 8, (uint32_t)n, &opts);
+	if (fd < 0) {
+		free(pages);
+		return -errno;
+	}
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		err = -errno;
+		goto out;
+	}
+	memcpy(mem, pages, npages * 8);
+	memcpy((char *)mem + npages * 8, c->rows, c->nrows * 8);
+	munmap(mem, bytes);
+	/* rows before the header: BPF looks at the header first */
+	if (bpf_map_update_elem(u->rows_fd, &t->key, &fd, BPF_ANY)) {
+		err = -errno;
+		goto out;
+	}
+	struct mt_cfi_table hdr = { .seg_delta = c->seg_delta, .npages = npages,
+				    .first_page = first_page };
+	if (bpf_map_update_elem(u->tables_fd, &t->key, &hdr, BPF_ANY)) {
+		err = -errno;
+		bpf_map_delete_elem(u->rows_fd, &t->key);
+		goto out;
+	}
+	t->map_bytes = bytes;
+	t->rows = n;
+	u->stats.tables++;
+	u->stats.rows += n;
+	u->stats.map_bytes += bytes;
+out:
+	free(pages);
+	close(fd); /* cfi_rows holds the map */
+	return err;
+}
+
+/* Build and load the table of the file open at fd (or mark it CFI-less). */
+static int load(struct mt_unwind *u, struct table *t, int fd)
+{
+	struct mt_cfi c;
+	double t0 = now_s();
+	int err = mt_cfi__build(fd, &c);
+
+	if (!err) {
+		err = load_rows(u, t, &c);
+		mt_cfi__clear(&c);
+	}
+	if (err == -ENODATA || err == -ENOEXEC) {
+		/* no table: the unwinder uses frame pointers there */
+		struct mt_cfi_table none = {};
+
+		err = bpf_map_update_elem(u->tables_fd, &t->key, &none, BPF_ANY) ? -errno : 0;
+		u->stats.no_cfi++;
+	}
+	u->stats.build_s += now_s() - t0;
+	t->loaded = !err;
+	return err;
+}
+
+/* The table for the file behind fd (path, for the callback), used by pid. */
+static int ensure(struct mt_unwind *u, const struct mt_cfi_key *k, pid_t pid, int fd,
+		  const char *path)
+{
+	struct table *t = get(u, k);
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	if ((err = add_user(t, pid)))
+		return err;
+	if (t->loaded)
+		return 0;
+	err = load(u, t, fd);
+	bpf_map_update_elem(u->asked_fd, k, &(uint8_t){ 1 }, BPF_ANY);
+	if (u->cb)
+		u->cb(u->cb_ctx, pid, path, t->rows, err);
+	return err;
+}
+
+static int open_mapping(pid_t pid, uint64_t start, uint64_t end)
+{
+	char p[96];
+
+	/* map_files: the mapped file itself, never a path resolved in the
+	 * process's (maybe hostile) mount namespace */
+	snprintf(p, sizeof(p), "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)start,
+		 (unsigned long long)end);
+	return open(p, O_RDONLY | O_CLOEXEC);
+}
+
+int mt_unwind__add_process(struct mt_unwind *u, pid_t pid)
+{
+	struct mt_maps maps;
+	char p[64], *text;
+	int err;
+
+	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
+	text = mt_read_file(p);
+	if (!text)
+		return -errno;
+	err = mt_procmaps__parse(text, &maps);
+	free(text);
+	if (err)
+		return err;
+	for (size_t i = 0; i < maps.n && !err; i++) {
+		const struct mt_map *m = &maps.v[i];
+		struct mt_cfi_key k = { .dev = kdev(m->dev_major, m->dev_minor), .ino = m->inode };
+		struct table *t;
+		int fd;
+
+		if (!m->x || !m->inode)
+			continue;
+		t = find(u, &k);
+		if (t && t->loaded) {
+			err = add_user(t, pid);
+			continue;
+		}
+		fd = open_mapping(pid, m->start, m->end);
+		if (fd < 0)
+			continue; /* unmapped meanwhile */
+		err = ensure(u, &k, pid, fd, m->path);
+		close(fd);
+	}
+	mt_procmaps__clear(&maps);
+	return err;
+}
+
+int mt_unwind__add_file(struct mt_unwind *u, pid_t pid, const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		err = -errno;
+	} else {
+		struct mt_cfi_key k = { .dev = kdev(major(st.st_dev), minor(st.st_dev)),
+					.ino = st.st_ino };
+
+		err = ensure(u, &k, pid, fd, path);
+	}
+	close(fd);
+	return err;
+}
+
+static void unload(struct mt_unwind *u, struct table *t)
+{
+	bpf_map_delete_elem(u->tables_fd, &t->key);
+	bpf_map_delete_elem(u->rows_fd, &t->key);
+	bpf_map_delete_elem(u->asked_fd, &t->key);
+	if (t->rows) {
+		u->stats.tables--;
+		u->stats.rows -= t->rows;
+		u->stats.map_bytes -= t->map_bytes;
+	} else if (t->loaded) {
+		u->stats.no_cfi--;
+	}
+	free(t->users);
+	t->users = NULL;
+	t->nusers = t->cap = 0;
+	t->loaded = false;
+	t->dead = true;
+}
+
+void mt_unwind__drop_process(struct mt_unwind *u, pid_t pid)
+{
+	for (size_t i = 0; i < u->n; i++) {
+		struct table *t = &u->v[i];
+
+		if (t->dead)
+			continue;
+		for (size_t j = 0; j < t->nusers; j++) {
+			if (t->users[j] == pid) {
+				t->users[j] = t->users[--t->nusers];
+				break;
+			}
+		}
+		if (!t->nusers)
+			unload(u, t);
+	}
+}
+
+/* The BPF side met a file without a table. */
+static int on_miss(void *ctx, void *data, size_t len)
+{
+	struct mt_unwind *u = ctx;
+	const struct mt_cfi_miss *m = data;
+	int fd, err;
+
+	if (len < sizeof(*m))
+		return 0;
+	fd = open_mapping((pid_t)m->tgid, m->vm_start, m->vm_end);
+	if (fd < 0) {
+		/* gone already: let the next process that meets it ask again */
+		bpf_map_delete_elem(u->asked_fd, &m->key);
+		return 0;
+	}
+	{
+		char p[96], path[4096];
+		ssize_t n;
+
+		snprintf(p, sizeof(p), "/proc/%u/map_files/%llx-%llx", m->tgid,
+			 (unsigned long long)m->vm_start, (unsigned long long)m->vm_end);
+		n = readlink(p, path, sizeof(path) - 1);
+		path[n > 0 ? n : 0] = 0;
+		err = ensure(u, &m->key, (pid_t)m->tgid, fd, path);
+	}
+	close(fd);
+	if (err && !u->pending_err)
+		u->pending_err = err;
+	return 0;
+}
+
+int mt_unwind__new(int rows_fd, int tables_fd, int asked_fd, int misses_fd,
+		   struct mt_unwind **out)
+{
+	struct mt_unwind *u = calloc(1, sizeof(*u));
+
+	*out = NULL;
+	if (!u)
+		return -ENOMEM;
+	u->rows_fd = rows_fd;
+	u->tables_fd = tables_fd;
+	u->asked_fd = asked_fd;
+	u->index = mt_pairmap__new(64);
+	u->rb = ring_buffer__new(misses_fd, on_miss, u, NULL);
+	if (!u->index || !u->rb) {
+		int err = u->rb ? -ENOMEM : -errno;
+
+		mt_unwind__free(u);
+		return err;
+	}
+	*out = u;
+	return 0;
+}
+
+void mt_unwind__free(struct mt_unwind *u)
+{
+	if (!u)
+		return;
+	ring_buffer__free(u->rb);
+	for (size_t i = 0; i < u->n; i++)
+		free(u->v[i].users);
+	free(u->v);
+	mt_pairmap__free(u->index);
+	free(u);
+}
+
+int mt_unwind__fd(const struct mt_unwind *u)
+{
+	return ring_buffer__epoll_fd(u->rb);
+}
+
+int mt_unwind__poll(struct mt_unwind *u)
+{
+	int n = ring_buffer__consume(u->rb), err = u->pending_err;
+
+	u->pending_err = 0;
+	return n < 0 ? n : err ? err : n;
+}
+
+void mt_unwind__set_cb(struct mt_unwind *u, mt_unwind_cb cb, void *ctx)
+{
+	u->cb = cb;
+	u->cb_ctx = ctx;
+}
+
+void mt_unwind__stats(const struct mt_unwind *u, struct mt_unwind_stats *s)
+{
+	*s = u->stats;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The unwind tables in BPF: one per file (device, inode), shared by every
+ * traced process that maps the file, built from its CFI (cfi.h) when a
+ * process is attached or when the BPF unwinder first meets the file
+ * (dlopen, exec), and freed when no traced process maps it any more.
+ */
+#ifndef MT_UNWIND_H
+#define MT_UNWIND_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mt_unwind;
+
+struct mt_unwind_stats {
+	uint64_t tables;	/* files with rows in BPF */
+	uint64_t no_cfi;	/* files without usable CFI */
+	uint64_t rows;		/* rows and pages loaded */
+	uint64_t map_bytes;	/* BPF memory they take */
+	double build_s;		/* time spent building and loading */
+};
+
+/* The maps of the BPF side (cfi_rows, cfi_tables, cfi_asked, cfi_misses). */
+int mt_unwind__new(int rows_fd, int tables_fd, int asked_fd, int misses_fd,
+		   struct mt_unwind **out);
+void mt_unwind__free(struct mt_unwind *u);
+/* Tables for every executable file pid maps now. 0 or -errno. */
+int mt_unwind__add_process(struct mt_unwind *u, pid_t pid);
+/* The table of a file pid will map (a command before exec). 0 or -errno. */
+int mt_unwind__add_file(struct mt_unwind *u, pid_t pid, const char *path);
+/* pid is gone: free the tables no other traced process uses. */
+void mt_unwind__drop_process(struct mt_unwind *u, pid_t pid);
+/* A descriptor readable when the BPF side asks for tables. */
+int mt_unwind__fd(const struct mt_unwind *u);
+/* Serve pending requests. Number served, or -errno. */
+int mt_unwind__poll(struct mt_unwind *u);
+/* Told of each table built: rows (0: the file has no CFI), err -errno. */
+typedef void (*mt_unwind_cb)(void *ctx, pid_t pid, const char *file, uint64_t rows, int err);
+void mt_unwind__set_cb(struct mt_unwind *u, mt_unwind_cb cb, void *ctx);
+void mt_unwind__stats(const struct mt_unwind *u, struct mt_unwind_stats *s);
+
+#endif
