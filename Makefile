@@ -109,7 +109,9 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -DMT_SRCDIR='"$(CURDIR)"' -DMT_BUILDDIR='"$(CURDIR)/$(BUILD)"' -c $< -o $@
 
-$(BUILD)/tests/unit_tests: $(UNIT_OBJS) $(PURE_OBJS) | $(BUILD)/tests/fixtures/cfi_sample.so
+CFI_FIXTURES := $(addprefix $(BUILD)/tests/fixtures/,cfi_sample.so cfi_sample_nohdr.so cfi_sample_debug.so)
+
+$(BUILD)/tests/unit_tests: $(UNIT_OBJS) $(PURE_OBJS) | $(CFI_FIXTURES)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -lcriterion -lcapstone -liberty -ldw -lelf -o $@
 
@@ -118,6 +120,16 @@ $(BUILD)/tests/fixtures/cfi_sample.so: tests/fixtures/cfi_sample.S $(DEPS_STAMP)
 	$(call msg,AS,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -shared -nostdlib -Wl,--eh-frame-hdr $< -o $@
+
+$(BUILD)/tests/fixtures/cfi_sample_nohdr.so: tests/fixtures/cfi_sample.S $(DEPS_STAMP)
+	$(call msg,AS,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -shared -nostdlib -Wl,--no-eh-frame-hdr $< -o $@
+
+$(BUILD)/tests/fixtures/cfi_sample_debug.so: tests/fixtures/cfi_sample.S $(DEPS_STAMP)
+	$(call msg,AS,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -shared -nostdlib -DDEBUG_FRAME $< -o $@
 
 # libFuzzer on the CFI reader (make fuzz FUZZ_SECONDS=N; CI runs a short one)
 FUZZ_SECONDS ?= 600

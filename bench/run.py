@@ -34,7 +34,7 @@ SIZES = {  # workload: (full, small)
     "sqlite": (50000, 300),
     "cxx": (5000, 20),
 }
-TRACERS = ["none", "floor", "memtrace", "sampled", "bpftrace", "heaptrack", "massif"]
+TRACERS = ["none", "floor", "memtrace-fp", "memtrace", "sampled", "bpftrace", "heaptrack", "massif"]
 
 
 def libc_path():
@@ -80,8 +80,10 @@ def tracer_cmd(tracer, cmd, tmp):
         return cmd, None
     if tracer == "floor":
         return [MEMTRACE, "--probe-floor", "--json", "-o", out, "--", *cmd], out
-    if tracer == "memtrace":
+    if tracer == "memtrace":  # full stacks: the CFI unwinder
         return [MEMTRACE, "--json", "-o", out, "--", *cmd], out
+    if tracer == "memtrace-fp":  # frame-pointer stacks: what the unwinder adds
+        return [MEMTRACE, "--unwind", "fp", "--json", "-o", out, "--", *cmd], out
     if tracer == "sampled":
         return [MEMTRACE, "--sample-bytes", "512K", "--json", "-o", out, "--", *cmd], out
     if tracer == "bpftrace":
@@ -99,7 +101,8 @@ def tracer_cmd(tracer, cmd, tmp):
 
 
 def available(tracer):
-    tool = {"none": None, "floor": MEMTRACE, "memtrace": MEMTRACE, "sampled": MEMTRACE,
+    tool = {"none": None, "floor": MEMTRACE, "memtrace": MEMTRACE, "memtrace-fp": MEMTRACE,
+            "sampled": MEMTRACE,
             "bpftrace": "bpftrace",
             "heaptrack": "heaptrack", "massif": "valgrind"}[tracer]
     return tool is None or shutil.which(tool) or os.access(tool, os.X_OK)
@@ -227,7 +230,7 @@ def svg_chart(rows, path):
     rows = [r for r in rows if "ratio" in r and r["tracer"] != "none"]
     if not rows:
         return
-    colors = {"floor": "#9e9e9e", "memtrace": "#1f77b4", "sampled": "#17becf",
+    colors = {"floor": "#9e9e9e", "memtrace": "#1f77b4", "memtrace-fp": "#aec7e8", "sampled": "#17becf",
               "bpftrace": "#d62728",
               "heaptrack": "#2ca02c", "massif": "#9467bd"}
     top = max(r["ratio"][0] for r in rows)
@@ -313,7 +316,7 @@ def main():
         f.write(md + "\n")
     svg_chart(rows, os.path.join(a.out, "chart.svg"))
     failed = [r for r in rows if "error" in r and r["tracer"] in ("none", "floor", "memtrace",
-                                                                   "sampled")]
+                                                                   "memtrace-fp", "sampled")]
     if failed:
         sys.exit("bench: Error: memtrace or the baseline failed: "
                  + "; ".join(f'{r["workload"]}/{r["tracer"]}: {r["error"]}' for r in failed))

@@ -240,12 +240,40 @@ struct {
 	__uint(max_entries, 64 * 1024);
 } cfi_misses SEC(".maps");
 
+/*
+ * Rules already found, per CPU, by (process, address): a stack's frames
+ * repeat from one allocation to the next, and a hit skips the mapping
+ * and table lookups. An entry is valid for one epoch: the epoch moves on
+ * when a process execs or exits (here) and when userspace sees code
+ * unmapped or drops a table.
+ */
+__u64 cfi_epoch = 1;
+
+struct cfi_cached {
+	__u64 pc;
+	__u64 epoch;
+	__u32 tgid;
+	__u32 pad;
+	struct mt_cfi_row row;
+};
+
+#define CFI_CACHE_SIZE 4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CFI_CACHE_SIZE);
+	__type(key, __u32);
+	__type(value, struct cfi_cached);
+} cfi_cache SEC(".maps");
+
 /* Registers of the frame being unwound, and the mapping its pc is in. */
 struct unwind {
 	__u64 pc, sp, bp;
 	__u64 vm_start, vm_end, vm_pgoff; /* vm_end 0: none */
 	struct mt_cfi_key key;
 	struct mt_cfi_table tab;	/* npages 0: no table */
+	__u64 epoch;		/* cfi_epoch when the walk began */
+	__u32 tgid;
 	__u32 n;
 	__u8 bp_ok;		/* bp holds the frame's rbp */
 	__u8 exact;		/* pc is not a return address (after a signal) */
@@ -422,11 +450,27 @@ static long unwind_step(__u64 i, struct unwind *u)
 	struct mt_cfi_row row;
 	__u64 cfa, ra, bp;
 
+	__u64 lpc = u->exact ? u->pc : u->pc - 1; /* inside the call, not after */
+	__u32 slot = (__u32)((lpc * 0x9e3779b97f4a7c15ULL) >> 52) & (CFI_CACHE_SIZE - 1);
+	struct cfi_cached *c = bpf_map_lookup_elem(&cfi_cache, &slot);
+
 	if (!s || n >= MT_MAX_DEPTH)
 		return 1;
 	s->ips[n] = u->pc;
 	u->n = n + 1;
-	if (!find_row(u, u->exact ? u->pc : u->pc - 1, &row) || row.kind == MT_CFA_NONE)
+	if (c && c->pc == lpc && c->tgid == u->tgid && c->epoch == u->epoch) {
+		row = c->row;
+	} else {
+		if (!find_row(u, lpc, &row))
+			return fp_step(u);
+		if (c) {
+			c->pc = lpc;
+			c->tgid = u->tgid;
+			c->epoch = u->epoch;
+			c->row = row;
+		}
+	}
+	if (row.kind == MT_CFA_NONE)
 		return fp_step(u);
 	switch (row.kind) {
 	case MT_CFA_END:
@@ -448,11 +492,22 @@ static long unwind_step(__u64 i, struct unwind *u)
 	default:
 		return 1;
 	}
-	if (cfa <= u->sp || bpf_probe_read_user(&ra, 8, (void *)(cfa - 8)))
+	if (cfa <= u->sp)
 		return 1;
+	if (row.rbp_off == -2) {
+		/* the usual push rbp frame: rbp and the return address, one read */
+		__u64 fr[2];
+
+		if (bpf_probe_read_user(fr, sizeof(fr), (void *)(cfa - 16)))
+			return 1;
+		u->bp = fr[0];
+		ra = fr[1];
+	} else if (bpf_probe_read_user(&ra, 8, (void *)(cfa - 8))) {
+		return 1;
+	}
 	if (row.rbp_off == MT_RBP_UNDEF) {
 		u->bp_ok = 0;
-	} else if (row.rbp_off) {
+	} else if (row.rbp_off && row.rbp_off != -2) {
 		if (bpf_probe_read_user(&bp, 8, (void *)(cfa + (__s64)row.rbp_off * 8)))
 			u->bp_ok = 0;
 		else
@@ -476,6 +531,8 @@ static __always_inline void unwind_user(struct pt_regs *regs, struct mt_stack *s
 		.sp = PT_REGS_SP(regs),
 		.bp = PT_REGS_FP(regs),
 		.bp_ok = 1,
+		.epoch = cfi_epoch,
+		.tgid = bpf_get_current_pid_tgid() >> 32,
 	};
 
 	bpf_loop(stack_depth, unwind_step, &u, 0);
@@ -978,6 +1035,23 @@ static __always_inline void kfree_addr(const void *ptr)
 	copy = *a;
 	if (!bpf_map_delete_elem(&allocs, &k))
 		account_free(&copy);
+}
+
+/* A process's addresses mean other code after exec, or after it exits
+ * (its PID may be reused): cached rules are dropped. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(cfi_exec)
+{
+	__sync_fetch_and_add(&cfi_epoch, 1);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(cfi_exit, struct task_struct *p)
+{
+	if (p->pid == p->tgid) /* the process, not one of its threads */
+		__sync_fetch_and_add(&cfi_epoch, 1);
+	return 0;
 }
 
 SEC("tp_btf/kmalloc")

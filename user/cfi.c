@@ -84,46 +84,146 @@ static int starts_from_hdr(Elf *elf, struct addrs *out)
 	return -ENODATA;
 }
 
-/* Function starts from .debug_frame: FDE initial locations are absolute. */
-static int starts_from_debug_frame(Elf *elf, struct addrs *out)
+static Elf_Scn *find_section(Elf *elf, const char *want, GElf_Shdr *sh)
 {
-	const unsigned char *ident = (const unsigned char *)elf_getident(elf, NULL);
 	size_t shstrndx;
 	Elf_Scn *scn = NULL;
 
-	if (!ident || elf_getshdrstrndx(elf, &shstrndx))
-		return -ENODATA;
+	if (elf_getshdrstrndx(elf, &shstrndx))
+		return NULL;
 	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
 		const char *name;
-		Elf_Data *d;
-		Dwarf_Off off = 0, next;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
+		if (!gelf_getshdr(scn, sh) || sh->sh_type == SHT_NOBITS)
 			continue;
-		name = elf_strptr(elf, shstrndx, sh.sh_name);
-		if (!name || strcmp(name, ".debug_frame") || !(d = elf_getdata(scn, NULL)))
-			continue;
-		for (;;) {
-			Dwarf_CFI_Entry e;
-			int r = dwarf_next_cfi(ident, d, false, off, &next, &e);
-
-			if (r > 0)
-				break;
-			if (r == 0 && !dwarf_cfi_cie_p(&e) && e.fde.start + 8 <= e.fde.end) {
-				uint64_t a;
-
-				memcpy(&a, e.fde.start, sizeof(a));
-				if (addrs_push(out, a))
-					return -ENOMEM;
-			}
-			if (next == (Dwarf_Off)-1 || next <= off)
-				break;
-			off = next;
-		}
-		return out->n ? 0 : -ENODATA;
+		name = elf_strptr(elf, shstrndx, sh->sh_name);
+		if (name && !strcmp(name, want))
+			return scn;
 	}
-	return -ENODATA;
+	return NULL;
+}
+
+/* Size of a pointer in encoding enc; 0 when not fixed-size. */
+static size_t enc_size(uint8_t enc)
+{
+	switch (enc & 0x0f) {
+	case DW_EH_PE_absptr:
+	case DW_EH_PE_udata8:
+	case DW_EH_PE_sdata8:
+		return 8;
+	case DW_EH_PE_udata4:
+	case DW_EH_PE_sdata4:
+		return 4;
+	case DW_EH_PE_udata2:
+	case DW_EH_PE_sdata2:
+		return 2;
+	}
+	return 0;
+}
+
+/* The FDE pointer encoding a CIE's augmentation ("zPLR...") gives. */
+static int fde_encoding(const Dwarf_CIE *cie)
+{
+	const char *a = cie->augmentation;
+	const uint8_t *p = cie->augmentation_data, *end = p + cie->augmentation_data_size;
+
+	if (!a || a[0] != 'z')
+		return DW_EH_PE_absptr;
+	for (a++; *a && p && p <= end; a++) {
+		switch (*a) {
+		case 'R':
+			return p < end ? *p : -1;
+		case 'L':
+			p++;
+			break;
+		case 'P': {
+			size_t n;
+
+			if (p >= end || !(n = enc_size(*p)))
+				return -1;
+			p += 1 + n;
+			break;
+		}
+		case 'S':
+		case 'B':
+			break;
+		default:
+			return -1;
+		}
+	}
+	return DW_EH_PE_absptr;
+}
+
+/* Read a pointer of encoding enc at p (vaddr at: where p is mapped). */
+static bool read_ptr(const uint8_t *p, const uint8_t *end, uint8_t enc, uint64_t at,
+		     uint64_t *out)
+{
+	size_t n = enc_size(enc);
+	uint64_t v = 0;
+
+	if (!n || p + n > end)
+		return false;
+	memcpy(&v, p, n);
+	if (enc & 0x08 && n < 8 && (v >> (n * 8 - 1)) & 1) /* signed: extend */
+		v |= ~0ULL << (n * 8);
+	switch (enc & 0x70) {
+	case DW_EH_PE_absptr:
+		break;
+	case DW_EH_PE_pcrel:
+		v += at;
+		break;
+	default:
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * Function starts by walking the CIEs and FDEs of .eh_frame (no search
+ * table: e.g. static programs linked without --eh-frame-hdr) or
+ * .debug_frame (absolute addresses).
+ */
+static int starts_from_section(Elf *elf, const char *section, struct addrs *out)
+{
+	const unsigned char *ident = (const unsigned char *)elf_getident(elf, NULL);
+	bool eh = !strcmp(section, ".eh_frame");
+	Dwarf_Off off = 0, next;
+	GElf_Shdr sh;
+	Elf_Scn *scn = find_section(elf, section, &sh);
+	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
+
+	if (!ident || !d)
+		return -ENODATA;
+	for (;;) {
+		Dwarf_CFI_Entry e;
+		int r = dwarf_next_cfi(ident, d, eh, off, &next, &e);
+
+		if (r > 0)
+			break;
+		if (r == 0 && !dwarf_cfi_cie_p(&e)) {
+			Dwarf_CFI_Entry cie;
+			Dwarf_Off cnext;
+			const uint8_t *p = e.fde.start, *end = e.fde.end;
+			uint64_t a;
+			int enc = DW_EH_PE_absptr;
+
+			if (eh) {
+				enc = -1;
+				if (!dwarf_next_cfi(ident, d, eh, e.fde.CIE_pointer, &cnext, &cie) &&
+				    dwarf_cfi_cie_p(&cie))
+					enc = fde_encoding(&cie.cie);
+			}
+			if (enc >= 0 && read_ptr(p, end, (uint8_t)enc,
+						 sh.sh_addr + (uint64_t)(p - (const uint8_t *)d->d_buf),
+						 &a) && a && addrs_push(out, a))
+				return -ENOMEM;
+		}
+		if (next == (Dwarf_Off)-1 || next <= off)
+			break;
+		off = next;
+	}
+	return out->n ? 0 : -ENODATA;
 }
 
 /* binutils' .plt rule: CFA = rsp + 8 + ((rip & 15) >= N) << 3 */
@@ -270,14 +370,16 @@ static int build(Elf *elf, struct mt_cfi *c)
 	size_t cap = 0;
 	int err;
 
-	if (!starts_from_hdr(elf, &starts) && (ehcfi = dwarf_getcfi_elf(elf))) {
+	if ((!starts_from_hdr(elf, &starts) ||
+	     (starts.n = 0, !starts_from_section(elf, ".eh_frame", &starts))) &&
+	    (ehcfi = dwarf_getcfi_elf(elf))) {
 		cfi = ehcfi;
 		c->source = ".eh_frame";
 	} else {
 		starts.n = 0;
 		dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
 		cfi = dw ? dwarf_getcfi(dw) : NULL;
-		if (!cfi || (err = starts_from_debug_frame(elf, &starts)))
+		if (!cfi || (err = starts_from_section(elf, ".debug_frame", &starts)))
 			goto nodata;
 		c->source = ".debug_frame";
 	}

@@ -160,23 +160,31 @@ const char *const *mt_tracer__missing_tps(const struct mt_tracer *t)
 	return t->missing;
 }
 
+/* Attach a tracepoint program; its link is destroyed with the tracer. */
+static int attach_tp(struct mt_tracer *t, struct bpf_program *p)
+{
+	struct bpf_link **nl, *l;
+
+	nl = realloc(t->links, (t->nlinks + 1) * sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	t->links = nl;
+	l = bpf_program__attach(p);
+	if (!l)
+		return -errno;
+	t->links[t->nlinks++] = l;
+	return 0;
+}
+
 int mt_tracer__attach_kernel(struct mt_tracer *t)
 {
 	for (int i = 0; i < MT_KERNEL_TPS; i++) {
 		const char *tp;
 		struct bpf_program *p = kernel_prog(t->skel, i, &tp);
-		struct bpf_link **nl, *l;
+		int err;
 
-		if (!bpf_program__autoload(p))
-			continue;
-		nl = realloc(t->links, (t->nlinks + 1) * sizeof(*nl));
-		if (!nl)
-			return -ENOMEM;
-		t->links = nl;
-		l = bpf_program__attach(p);
-		if (!l)
-			return -errno;
-		t->links[t->nlinks++] = l;
+		if (bpf_program__autoload(p) && (err = attach_tp(t, p)))
+			return err;
 	}
 	return 0;
 }
@@ -228,6 +236,8 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->skel->rodata->irqentry_lo = o->irqentry_lo;
 	t->skel->rodata->irqentry_hi = o->irqentry_hi;
 	t->skel->rodata->unwind_cfi = !o->unwind_fp && !o->probe_floor;
+	bpf_program__set_autoload(t->skel->progs.cfi_exec, t->skel->rodata->unwind_cfi);
+	bpf_program__set_autoload(t->skel->progs.cfi_exit, t->skel->rodata->unwind_cfi);
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
 	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);
@@ -240,8 +250,10 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 		err = mt_unwind__new(bpf_map__fd(t->skel->maps.cfi_rows),
 				     bpf_map__fd(t->skel->maps.cfi_tables),
 				     bpf_map__fd(t->skel->maps.cfi_asked),
-				     bpf_map__fd(t->skel->maps.cfi_misses), &t->unwind);
-		if (err)
+				     bpf_map__fd(t->skel->maps.cfi_misses), &t->skel->data->cfi_epoch,
+				     &t->unwind);
+		if (err || (err = attach_tp(t, t->skel->progs.cfi_exec)) ||
+		    (err = attach_tp(t, t->skel->progs.cfi_exit)))
 			goto cleanup;
 	}
 	*out = t;

@@ -33,6 +33,10 @@ struct mt_unwind {
 	struct table *v;
 	size_t n, cap;
 	struct mt_pairmap *index;	/* (dev, ino) -> index in v */
+	volatile __u64 *epoch;
+	/* per traced process: a hash of its executable mappings at the last
+	 * scan; a change means code may have been unmapped */
+	struct mt_pairmap *maps_seen;
 	struct mt_unwind_stats stats;
 	int pending_err;
 	mt_unwind_cb cb;
@@ -197,10 +201,26 @@ static int open_mapping(pid_t pid, uint64_t start, uint64_t end)
 	return open(p, O_RDONLY | O_CLOEXEC);
 }
 
+/* Cached rules in BPF may be stale: drop them all. */
+static void new_epoch(struct mt_unwind *u)
+{
+	__atomic_fetch_add(u->epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
 int mt_unwind__add_process(struct mt_unwind *u, pid_t pid)
 {
 	struct mt_maps maps;
 	char p[64], *text;
+	uint64_t h = 0;
+	long prev;
 	int err;
 
 	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
@@ -211,6 +231,13 @@ int mt_unwind__add_process(struct mt_unwind *u, pid_t pid)
 	free(text);
 	if (err)
 		return err;
+	for (size_t i = 0; i < maps.n; i++)
+		if (maps.v[i].x)
+			h = mix(h ^ maps.v[i].start ^ maps.v[i].end * 31 ^ maps.v[i].inode * 131);
+	prev = mt_pairmap__get(u->maps_seen, (uint64_t)pid, 0);
+	if (prev != -1 && (uint64_t)prev != (h >> 1))
+		new_epoch(u); /* code mapped differently than at the last scan */
+	mt_pairmap__put(u->maps_seen, (uint64_t)pid, 0, (long)(h >> 1));
 	for (size_t i = 0; i < maps.n && !err; i++) {
 		const struct mt_map *m = &maps.v[i];
 		struct mt_cfi_key k = { .dev = kdev(m->dev_major, m->dev_minor), .ino = m->inode };
@@ -270,6 +297,7 @@ static void unload(struct mt_unwind *u, struct table *t)
 	t->nusers = t->cap = 0;
 	t->loaded = false;
 	t->dead = true;
+	new_epoch(u);
 }
 
 void mt_unwind__drop_process(struct mt_unwind *u, pid_t pid)
@@ -322,7 +350,7 @@ static int on_miss(void *ctx, void *data, size_t len)
 }
 
 int mt_unwind__new(int rows_fd, int tables_fd, int asked_fd, int misses_fd,
-		   struct mt_unwind **out)
+		   volatile __u64 *epoch, struct mt_unwind **out)
 {
 	struct mt_unwind *u = calloc(1, sizeof(*u));
 
@@ -332,9 +360,11 @@ int mt_unwind__new(int rows_fd, int tables_fd, int asked_fd, int misses_fd,
 	u->rows_fd = rows_fd;
 	u->tables_fd = tables_fd;
 	u->asked_fd = asked_fd;
+	u->epoch = epoch;
 	u->index = mt_pairmap__new(64);
+	u->maps_seen = mt_pairmap__new(16);
 	u->rb = ring_buffer__new(misses_fd, on_miss, u, NULL);
-	if (!u->index || !u->rb) {
+	if (!u->index || !u->maps_seen || !u->rb) {
 		int err = u->rb ? -ENOMEM : -errno;
 
 		mt_unwind__free(u);
@@ -353,6 +383,7 @@ void mt_unwind__free(struct mt_unwind *u)
 		free(u->v[i].users);
 	free(u->v);
 	mt_pairmap__free(u->index);
+	mt_pairmap__free(u->maps_seen);
 	free(u);
 }
 

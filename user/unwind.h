@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <linux/types.h>
 
 struct mt_unwind;
 
@@ -21,9 +22,10 @@ struct mt_unwind_stats {
 	double build_s;		/* time spent building and loading */
 };
 
-/* The maps of the BPF side (cfi_rows, cfi_tables, cfi_asked, cfi_misses). */
+/* The maps of the BPF side (cfi_rows, cfi_tables, cfi_asked, cfi_misses),
+ * and its cache epoch, moved on when code may have been unmapped. */
 int mt_unwind__new(int rows_fd, int tables_fd, int asked_fd, int misses_fd,
-		   struct mt_unwind **out);
+		   volatile __u64 *epoch, struct mt_unwind **out);
 void mt_unwind__free(struct mt_unwind *u);
 /* Tables for every executable file pid maps now. 0 or -errno. */
 int mt_unwind__add_process(struct mt_unwind *u, pid_t pid);

@@ -11,12 +11,12 @@
 
 #define SAMPLE MT_BUILDDIR "/tests/fixtures/cfi_sample.so"
 
-static struct mt_cfi load_sample(void)
+static struct mt_cfi load_file(const char *path)
 {
 	struct mt_cfi c;
-	int fd = open(SAMPLE, O_RDONLY);
+	int fd = open(path, O_RDONLY);
 
-	cr_assert(fd >= 0, "cannot open %s", SAMPLE);
+	cr_assert(fd >= 0, "cannot open %s", path);
 	cr_assert_eq(mt_cfi__build(fd, &c), 0);
 	close(fd);
 	return c;
@@ -77,7 +77,7 @@ static void expect(const struct mt_cfi *c, uint32_t base, const struct want *w, 
 
 Test(cfi, sample_rows)
 {
-	struct mt_cfi c = load_sample();
+	struct mt_cfi c = load_file(SAMPLE);
 	uint32_t a = sym_addr("f_rsp"), plt = c.rows[0].pc;
 	static const struct want w[] = {
 		/* f_rsp */
@@ -127,6 +127,46 @@ Test(cfi, sample_rows)
 			  c.rows[i].rbp_off != c.rows[i - 1].rbp_off, "row %zu repeats", i);
 	}
 	mt_cfi__clear(&c);
+}
+
+static bool same_rows(const struct mt_cfi *x, const struct mt_cfi *y)
+{
+	return x->nrows == y->nrows && !memcmp(x->rows, y->rows, x->nrows * sizeof(*x->rows));
+}
+
+/* Without .eh_frame_hdr's search table, the FDEs are found by walking
+ * .eh_frame itself (static programs linked without it): same rows. */
+Test(cfi, eh_frame_without_hdr)
+{
+	struct mt_cfi c = load_file(SAMPLE), d = load_file(MT_BUILDDIR "/tests/fixtures/cfi_sample_nohdr.so");
+
+	cr_expect_str_eq(d.source, ".eh_frame");
+	cr_expect_eq(d.nfdes, c.nfdes);
+	cr_expect(same_rows(&c, &d));
+	mt_cfi__clear(&c);
+	mt_cfi__clear(&d);
+}
+
+/* The same functions with their CFI in .debug_frame only (no PLT row
+ * there: the linker writes the .plt's CFI to .eh_frame). */
+Test(cfi, debug_frame)
+{
+	struct mt_cfi c = load_file(SAMPLE), d = load_file(MT_BUILDDIR "/tests/fixtures/cfi_sample_debug.so");
+	uint32_t a = sym_addr("f_rsp");
+
+	cr_expect_str_eq(d.source, ".debug_frame");
+	cr_expect_eq(d.nfdes, 5);
+	for (uint32_t x = a; x < a + 320; x++) {
+		const struct mt_cfi_row *r = mt_cfi__find(c.rows, c.nrows, x);
+		const struct mt_cfi_row *q = mt_cfi__find(d.rows, d.nrows, x);
+
+		cr_assert(r && q, "+%u", x - a);
+		cr_assert(r->kind == q->kind && r->cfa_off == q->cfa_off && r->rbp_off == q->rbp_off,
+			  "+%u: %d/%u/%d vs %d/%u/%d", x - a, r->kind, r->cfa_off, r->rbp_off, q->kind,
+			  q->cfa_off, q->rbp_off);
+	}
+	mt_cfi__clear(&c);
+	mt_cfi__clear(&d);
 }
 
 Test(cfi, not_elf)
