@@ -14,7 +14,7 @@
 /* Frames kept per stack; bpf_get_stack() never returns more than
  * kernel.perf_event_max_stack (127 by default). */
 #define MT_MAX_DEPTH 127
-#define MT_DEFAULT_DEPTH 64
+#define MT_DEFAULT_DEPTH 127	/* deep stacks (interpreters) stay complete */
 
 /* Default map sizes; all can be changed from the command line. */
 #define MT_DEFAULT_MAX_ALLOCS (1u << 20)

@@ -121,7 +121,7 @@ const char *mt_cli__help(void)
 "                           .debug_frame), so code built without frame\n"
 "                           pointers shows every caller, frame pointers\n"
 "                           where a file has none; fp: frame pointers only\n"
-"      --max-depth N        frames kept per stack (default 64, at most 127);\n"
+"      --max-depth N        frames kept per stack (default and at most 127);\n"
 "                           a stack cut short is marked truncated\n"
 "\n"
 "Limits (every event that does not fit is counted under 'lost'):\n"

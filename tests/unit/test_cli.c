@@ -22,7 +22,7 @@ Test(cli, defaults)
 	cr_assert_float_eq(o.min_age_s, 5.0, 1e-9);
 	cr_assert_eq(o.interval_s, 0);
 	cr_assert_eq(o.format, MT_FMT_TEXT);
-	cr_assert_eq(o.max_depth, 64);
+	cr_assert_eq(o.max_depth, 127);
 	cr_assert_null(o.cmd);
 }
 
@@ -65,7 +65,7 @@ Test(cli, all_options)
 {
 	cr_assert_eq(PARSE("-i", "2.5", "-d", "60", "-n", "0", "--min-age", "0.5",
 			   "--min-size", "4K", "--max-size", "1M", "--format", "json",
-			   "-o", "out.json", "-v", "-v", "--max-depth", "127",
+			   "-o", "out.json", "-v", "-v", "--max-depth", "100",
 			   "--max-allocs", "1000", "--max-stacks", "50", "-p", "7"),
 		     MT_CLI_RUN);
 	cr_assert_float_eq(o.interval_s, 2.5, 1e-9);
@@ -77,7 +77,7 @@ Test(cli, all_options)
 	cr_assert_eq(o.format, MT_FMT_JSON);
 	cr_assert_str_eq(o.output, "out.json");
 	cr_assert_eq(o.verbose, 2);
-	cr_assert_eq(o.max_depth, 127);
+	cr_assert_eq(o.max_depth, 100);
 	cr_assert_eq(o.max_allocs, 1000);
 	cr_assert_eq(o.max_stacks, 50);
 }
@@ -96,6 +96,23 @@ Test(cli, bad_values)
 	cr_assert_eq(PARSE("--max-depth", "128", "-p", "1"), MT_CLI_ERROR);
 	cr_assert_eq(PARSE("--format", "yaml", "-p", "1"), MT_CLI_ERROR);
 	cr_assert_eq(PARSE("-o", "", "-p", "1"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--unwind", "dwarf", "-p", "1"), MT_CLI_ERROR);
+}
+
+Test(cli, unwind)
+{
+	struct mt_opts o;
+	char err[256];
+	char *fp[] = { "memtrace", "--unwind", "fp", "-p", "1", NULL };
+	char *cfi[] = { "memtrace", "--unwind", "cfi", "-p", "1", NULL };
+	char *dflt[] = { "memtrace", "-p", "1", NULL };
+
+	cr_assert_eq(mt_cli__parse(5, fp, &o, err, sizeof(err)), MT_CLI_RUN);
+	cr_expect(o.unwind_fp);
+	cr_assert_eq(mt_cli__parse(5, cfi, &o, err, sizeof(err)), MT_CLI_RUN);
+	cr_expect_not(o.unwind_fp);
+	cr_assert_eq(mt_cli__parse(3, dflt, &o, err, sizeof(err)), MT_CLI_RUN);
+	cr_expect_not(o.unwind_fp, "CFI unwinding is the default");
 }
 
 Test(cli, unknown_and_missing)
