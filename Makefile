@@ -61,7 +61,7 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 
 BENCH_BINS := $(BUILD)/bench/churn $(BUILD)/bench/cxx_work
 
-.PHONY: all deps demo test unit integration install clean format bench bench-smoke fuzz
+.PHONY: all deps demo test unit integration install clean format bench bench-smoke fuzz fuzz-smoke
 all: $(BUILD)/memtrace
 
 # Run scripts/setup.sh only when a tool or library is missing.
@@ -73,7 +73,7 @@ $(DEPS_STAMP): scripts/setup.sh
 		&& pkg-config --exists criterion 2>/dev/null \
 		&& [ -f /usr/include/libiberty/demangle.h ] \
 		&& pkg-config --exists capstone 2>/dev/null \
-		&& command -v musl-gcc >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so ] \
+		&& command -v musl-gcc >/dev/null && dpkg -s libclang-rt-dev >/dev/null 2>&1 && [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so ] \
 		&& [ -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so ] \
 		&& $(PYTHON) -c 'import pytest' 2>/dev/null; then :; \
 	else \
@@ -138,6 +138,12 @@ $(BUILD)/tests/fuzz_cfi: tests/fuzz/fuzz_cfi.c user/cfi.c user/strutil.c $(DEPS_
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -fsanitize=fuzzer,address,undefined \
 		$(filter %.c,$^) -ldw -lelf -o $@
+
+# CI: a short run, so a crash the seeds reach fails the build (log kept)
+fuzz-smoke: $(BUILD)/tests/fuzz_cfi $(BUILD)/tests/fixtures/cfi_sample.so $(BUILD)/tests/progs/nofp
+	$(Q)echo "  FUZZ     the CFI reader, 15 s (make fuzz for a long run)"
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15 >$(BUILD)/fuzz-smoke.log 2>&1 \
+		|| { tail -50 $(BUILD)/fuzz-smoke.log; exit 1; }
 
 fuzz: $(BUILD)/tests/fuzz_cfi $(BUILD)/tests/fixtures/cfi_sample.so $(BUILD)/tests/progs/nofp
 	$(Q)mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-seeds
@@ -237,6 +243,7 @@ integration: $(BUILD)/memtrace $(PROGS)
 test: $(BUILD)/memtrace $(BUILD)/tests/unit_tests $(PROGS) $(BENCH_BINS)
 	$(Q)$(MAKE) --no-print-directory bench-smoke
 	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory integration
 
 install: $(BUILD)/memtrace

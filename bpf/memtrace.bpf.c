@@ -35,6 +35,9 @@ const volatile __u32 sample_weight[MT_SAMPLE_TABLE] = {};
 const volatile __u64 irqentry_lo = 0, irqentry_hi = 0;
 /* user stacks: 1 walks them with the files' CFI, 0 with frame pointers */
 const volatile __u32 unwind_cfi = 1;
+/* tests only (MEMTRACE_TEST_STACK_HASH_BITS): a weak hash, to make
+ * different stacks collide */
+const volatile __u64 stack_hash_mask = ~0ULL;
 
 /* --kernel: processes whose kernel allocations are traced */
 struct {
@@ -560,7 +563,7 @@ static __always_inline bool same_stack(const struct mt_stack *a, const struct mt
 /* Store s; its id, or 0 when it could not be stored. */
 static __always_inline __u64 store_stack(struct mt_stack *s, __u64 kind)
 {
-	__u64 h = hash_stack(s);
+	__u64 h = hash_stack(s) & stack_hash_mask;
 
 	for (__u32 p = 0; p < MT_STACK_PROBES; p++) {
 		__u64 id = ((h + p) & ~MT_STACK_KIND_MASK) | kind;

@@ -738,6 +738,9 @@ int main(int argc, char **argv)
 		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
 		.unwind_fp = a->o.unwind_fp,
 	};
+	/* tests only: force stack hash collisions (tests/integration) */
+	if (getenv("MEMTRACE_TEST_STACK_HASH_BITS"))
+		to.stack_hash_mask = (1ULL << (atoi(getenv("MEMTRACE_TEST_STACK_HASH_BITS")) & 63)) - 1;
 	rc = MT_EXIT_RUNTIME;
 	if ((e = setup_signals(a))) {
 		error("cannot set up signal handling: %s", strerror(-e));

@@ -236,6 +236,8 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->skel->rodata->irqentry_lo = o->irqentry_lo;
 	t->skel->rodata->irqentry_hi = o->irqentry_hi;
 	t->skel->rodata->unwind_cfi = !o->unwind_fp && !o->probe_floor;
+	if (o->stack_hash_mask)
+		t->skel->rodata->stack_hash_mask = o->stack_hash_mask;
 	bpf_program__set_autoload(t->skel->progs.cfi_exec, t->skel->rodata->unwind_cfi);
 	bpf_program__set_autoload(t->skel->progs.cfi_exit, t->skel->rodata->unwind_cfi);
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);

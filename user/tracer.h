@@ -18,6 +18,7 @@ struct mt_tracer_opts {
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */
+	uint64_t stack_hash_mask; /* tests: weaken the stack hash (0: full) */
 	uint64_t irqentry_lo, irqentry_hi; /* from kallsyms; 0: unknown */
 };
 

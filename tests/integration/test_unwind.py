@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import PROGS, Tracer, Waiter, by_function, prog, trace_cmd
+from conftest import PROGS, Tracer, Waiter, by_function, memtrace, prog, reports, trace_cmd
 
 
 def names(entry):
@@ -49,6 +49,44 @@ def test_callback_called_by_libc(name):
     assert_complete(e, "cmp_alloc")
     assert any(n.startswith("qsort") or n.startswith("msort") for n in got), got
     assert got[-5:-3] == ["sort_with_callback", "main"], got
+
+
+@pytest.mark.parametrize("name", ["nofp", "nofp_nopie"])
+def test_through_a_signal_frame(name):
+    """A signal handler's allocation: the walk crosses the kernel's signal
+    frame (__restore_rt) into the interrupted code and on to main."""
+    rep, _ = trace_cmd(name)
+    [e] = stacks_with(rep, "on_usr2")
+    assert (e["alloc_bytes"], e["alloc_count"]) == (33, 1)
+    got = names(e)
+    assert_complete(e, "on_usr2")
+    # frame 1: libc's signal trampoline (__restore_rt, a local symbol);
+    # then the code the signal interrupted, inside raise()
+    assert e["frames"][1]["module"].endswith("/libc.so.6"), e["frames"][1]
+    assert "raise" in got[2:-5], got
+    assert got[-5:-3] == ["signal_alloc", "main"], got
+
+
+def test_stack_ids_never_shared():
+    """With the stack hash cut to 2 bits (a test knob), different stacks
+    meet in the same slots: each stored stack keeps its own frames and
+    exact numbers, and what found no slot is counted, not merged."""
+    env = dict(os.environ, MEMTRACE_TEST_STACK_HASH_BITS="2")
+    r = memtrace("--json", "-n", "0", "--", prog("nofp"), env=env)
+    assert r.returncode == 0, r.stderr
+    rep = reports(r.stdout)[-1]
+    assert rep["lost"]["stack_collision"] > 0, rep["lost"]
+    want = {"level3": 1111, "cmp_alloc": 77, "on_usr2": 33, "plugin_level2": 555}
+    seen = 0
+    for e in rep["stacks"]:
+        if e["frames"] and names(e)[0] in want:
+            assert e["alloc_bytes"] == want[names(e)[0]] * e["alloc_count"], names(e)
+            seen += 1
+    stored = [e for e in rep["stacks"] if e["frames"]]
+    assert len({e["stack_id"] for e in stored}) == len(stored)
+    assert len(stored) <= 7  # ids h..h+3 for h in 0..3, 0 never used
+    # nothing lost from the totals: unstored stacks still count their bytes
+    assert rep["totals"]["alloc_bytes"] == sum(e["alloc_bytes"] for e in rep["stacks"])
 
 
 def test_frame_pointers_alone_lose_callers():

@@ -4,13 +4,16 @@
  * stacks only the CFI unwinder can walk. Each step on SIGUSR1:
  *   1. main -> level1 -> level2 -> level3 -> malloc(1111), 3 times;
  *      qsort's callback cmp_alloc allocates 77 bytes once, called from
- *      sort_with_callback; prints "step1".
+ *      sort_with_callback; signal_alloc raises SIGUSR2, whose handler
+ *      on_usr2 allocates 33 bytes (a stack through a signal frame);
+ *      prints "step1".
  *   2. dlopen(libnofp_plugin.so) (no frame pointers either); "step2".
  *   3. plugin_alloc -> plugin_level1 -> plugin_level2 -> malloc(555),
  *      twice; "step3"; exit.
  * Without "wait" it runs the steps at once.
  */
 #include <dlfcn.h>
+#include <signal.h>
 #include <string.h>
 #include "testprog.h"
 
@@ -70,6 +73,21 @@ NOINLINE void sort_with_callback(void)
 	sink += v[0];
 }
 
+NOINLINE void on_usr2(int sig)
+{
+	hold(malloc(33));
+	sink += sig;
+}
+
+NOINLINE void signal_alloc(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr2 };
+
+	sigaction(SIGUSR2, &sa, NULL);
+	raise(SIGUSR2);
+	sink++;
+}
+
 int main(int argc, char **argv)
 {
 	void *lib;
@@ -87,6 +105,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		level1(1111);
 	sort_with_callback();
+	signal_alloc();
 	step("step1");
 	snprintf(path, sizeof(path), "%.*s/libnofp_plugin.so",
 		 slash ? (int)(slash - argv[0]) : 1, slash ? argv[0] : ".");
