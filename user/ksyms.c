@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ksyms.h"
+#include "strutil.h"
 
 struct mt_ksyms {
 	struct mt_ksym *v;
@@ -45,17 +46,10 @@ struct mt_ksyms *mt_ksyms__parse(const char *text)
 			*p = 0;
 			mod = p + 1;
 		}
-		if (k->n == cap) {
-			struct mt_ksym *nv;
-
-			cap = cap ? cap * 2 : 4096;
-			nv = realloc(k->v, cap * sizeof(*nv));
-			if (!nv) {
-				mt_ksyms__free(k);
-				errno = ENOMEM;
-				return NULL;
-			}
-			k->v = nv;
+		if (mt_grow((void **)&k->v, &cap, k->n + 1, sizeof(*k->v))) {
+			mt_ksyms__free(k);
+			errno = ENOMEM;
+			return NULL;
 		}
 		k->v[k->n++] = (struct mt_ksym){ addr, name, mod };
 	}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "procmaps.h"
+#include "strutil.h"
 
 #define DELETED_SUFFIX " (deleted)"
 
@@ -52,16 +53,9 @@ int mt_procmaps__parse(const char *text, struct mt_maps *out)
 		int err;
 
 		if (len) {
-			if (out->n == cap) {
-				struct mt_map *v;
-
-				cap = cap ? cap * 2 : 64;
-				v = realloc(out->v, cap * sizeof(*v));
-				if (!v) {
-					mt_procmaps__clear(out);
-					return -ENOMEM;
-				}
-				out->v = v;
+			if (mt_grow((void **)&out->v, &cap, out->n + 1, sizeof(*out->v))) {
+				mt_procmaps__clear(out);
+				return -ENOMEM;
 			}
 			err = parse_line(p, len, &out->v[out->n]);
 			if (err) {
@@ -104,4 +98,19 @@ const struct mt_map *mt_procmaps__find(const struct mt_maps *m, uint64_t addr)
 bool mt_map__is_file(const struct mt_map *m)
 {
 	return m->inode != 0 && m->path[0] == '/';
+}
+
+int mt_procmaps__read(int pid, struct mt_maps *out)
+{
+	char path[64], *text;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	text = mt_read_file(path);
+	if (!text)
+		return errno ? -errno : -ENOENT;
+	err = mt_procmaps__parse(text, out);
+	free(text);
+	return err;
 }

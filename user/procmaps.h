@@ -24,6 +24,8 @@ struct mt_maps {
 /* Parse text into maps; 0, -EINVAL on a malformed line, -ENOMEM. */
 int mt_procmaps__parse(const char *text, struct mt_maps *out);
 void mt_procmaps__clear(struct mt_maps *m);
+/* Read and parse /proc/PID/maps. 0 or -errno (-ENOENT: no such process). */
+int mt_procmaps__read(int pid, struct mt_maps *out);
 /* Mapping containing addr, or NULL (binary search). */
 const struct mt_map *mt_procmaps__find(const struct mt_maps *m, uint64_t addr);
 /* True for a mapping backed by a regular file (not [vdso], not anonymous). */

@@ -132,8 +132,10 @@ int mt_grow(void **v, size_t *cap, size_t need, size_t size)
 
 	if (need <= *cap)
 		return 0;
+	if (need > SIZE_MAX / size)
+		return -ENOMEM;
 	while (n < need)
-		n *= 2;
+		n = n > SIZE_MAX / 2 ? need : n * 2;
 	if (n > SIZE_MAX / size || !(p = realloc(*v, n * size)))
 		return -ENOMEM;
 	*v = p;

@@ -170,18 +170,11 @@ static struct proc *find_proc(struct mt_symbolizer *s, pid_t pid)
 
 int mt_symbolizer__add_process(struct mt_symbolizer *s, pid_t pid)
 {
-	char path[64], *text;
 	struct mt_maps maps;
 	struct proc *p;
 	long *bin;
-	int err;
+	int err = mt_procmaps__read(pid, &maps);
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	text = mt_read_file(path);
-	if (!text)
-		return -errno ? -errno : -ENOENT;
-	err = mt_procmaps__parse(text, &maps);
-	free(text);
 	if (err)
 		return err;
 	if (!maps.n) { /* a zombie: keep what we had */

@@ -108,16 +108,10 @@ static int paths_add(struct mt_paths *p, const char *path)
 int mt_target__mapped_files(pid_t pid, struct mt_paths *out)
 {
 	struct mt_maps maps;
-	char p[64], *text;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
-	text = mt_read_file(p);
-	if (!text)
-		return -errno;
-	err = mt_procmaps__parse(text, &maps);
-	free(text);
+	err = mt_procmaps__read(pid, &maps);
 	if (err)
 		return err;
 	for (size_t i = 0; i < maps.n && err >= 0; i++) {

@@ -218,17 +218,10 @@ static uint64_t mix(uint64_t h)
 int mt_unwind__add_process(struct mt_unwind *u, pid_t pid)
 {
 	struct mt_maps maps;
-	char p[64], *text;
 	uint64_t h = 0;
 	long prev;
-	int err;
+	int err = mt_procmaps__read(pid, &maps);
 
-	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
-	text = mt_read_file(p);
-	if (!text)
-		return -errno;
-	err = mt_procmaps__parse(text, &maps);
-	free(text);
 	if (err)
 		return err;
 	for (size_t i = 0; i < maps.n; i++)

@@ -72,3 +72,22 @@ Test(pairmap, put_get_grow)
 	mt_pairmap__free(m);
 	mt_pairmap__free(NULL);
 }
+
+Test(strutil, grow)
+{
+	int *v = NULL;
+	size_t cap = 0;
+
+	for (size_t n = 0; n < 1000; n++) {
+		cr_assert_eq(mt_grow((void **)&v, &cap, n + 1, sizeof(*v)), 0);
+		cr_assert_geq(cap, n + 1);
+		v[n] = (int)n;
+	}
+	for (size_t n = 0; n < 1000; n++)
+		cr_assert_eq(v[n], (int)n, "kept across growth");
+	cr_assert_lt(cap, 2048, "capacity doubles, no more");
+	cr_assert_eq(mt_grow((void **)&v, &cap, SIZE_MAX / 2, sizeof(*v)), -ENOMEM);
+	cr_assert_eq(mt_grow((void **)&v, &cap, SIZE_MAX, 1), -ENOMEM, "no endless doubling");
+	cr_assert_eq(v[999], 999, "unchanged on failure");
+	free(v);
+}
