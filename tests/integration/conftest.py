@@ -122,6 +122,7 @@ class Tracer:
             if "memtrace: tracing" in line or not line or not line.startswith("memtrace: "):
                 break
         self.attach_s = time.monotonic() - self.t0
+        self.startup = seen  # stderr up to the "tracing" line
         assert "memtrace: tracing" in line, "".join(seen) + self.p.stderr.read()
 
     def finish(self, sig=None, timeout=30):

@@ -158,3 +158,21 @@ def test_cxx_through_libstdcxx():
     assert got[got.index("make_string"):][:2] == ["make_string", "main"], got
     assert s["truncated"] is False and got[-1] == "_start"
     assert rep["lost"]["stack_truncated"] == 0
+
+
+def test_tables_shared_between_processes():
+    """Two traced processes mapping the same libc share one table: it is
+    built once (memtrace -v says so once per file)."""
+    a, b = Waiter("wait", name="nofp"), Waiter("wait", name="nofp")
+    try:
+        t = Tracer("-v", "-p", f"{a.pid},{b.pid}")
+        a.close()
+        b.close()
+        rc, _, err = t.finish()
+        assert rc == 0, err
+    finally:
+        a.close()
+        b.close()
+    lines = "".join(t.startup).splitlines() + err.splitlines()
+    libc = [l for l in lines if "unwind table for" in l and "/libc.so.6" in l]
+    assert len(libc) == 1, lines
