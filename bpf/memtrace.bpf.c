@@ -47,6 +47,56 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
+/*
+ * -a: the probes have no PID filter; processes are selected here. With
+ * --comm/--cgroup (any mode), only matching processes are traced.
+ */
+const volatile __u32 self_tgid = 0;	/* memtrace itself: never traced */
+const volatile __u32 trace_all = 0;
+const volatile __u32 filter_comm = 0;
+const volatile __u32 filter_cgroup = 0;
+
+struct comm_key {
+	char c[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} comms SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cgroup_filter SEC(".maps");
+
+/* Does the current process pass --comm and --cgroup (and is it not us)? */
+static __always_inline bool selected(__u32 tgid)
+{
+	if (tgid == self_tgid)
+		return false;
+	if (filter_comm) {
+		struct comm_key k = {};
+
+		bpf_get_current_comm(k.c, sizeof(k.c));
+		if (!bpf_map_lookup_elem(&comms, &k))
+			return false;
+	}
+	if (filter_cgroup && bpf_current_task_under_cgroup(&cgroup_filter, 0) != 1)
+		return false;
+	return true;
+}
+
+/* Process events for userspace: a traced process exec'd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024);
+} proc_events SEC(".maps");
+
 /* Global outstanding bytes and its high-water mark. */
 __u64 outstanding_bytes = 0;
 __u64 peak_bytes = 0;
@@ -255,8 +305,9 @@ __u64 cfi_epoch = 1;
 struct cfi_cached {
 	__u64 pc;
 	__u64 epoch;
+	__u64 base;		/* the mapping's start - its file offset */
 	__u32 tgid;
-	__u32 pad;
+	__u32 id;		/* file id, or 0 */
 	struct mt_cfi_row row;
 };
 
@@ -332,6 +383,7 @@ static __always_inline void set_vma(struct unwind *u, __u64 pc)
 
 	u->vm_end = 0;
 	u->tab.npages = 0;
+	u->tab.id = 0;
 	if (bpf_find_vma(bpf_get_current_task_btf(), pc, vma_found, &v, 0) || !v.end)
 		return;
 	u->vm_start = v.start;
@@ -448,32 +500,47 @@ static __always_inline long signal_step(struct unwind *u)
 /* One frame: record pc, then compute the caller's registers. 1 stops. */
 static long unwind_step(__u64 i, struct unwind *u)
 {
-	__u32 zero = 0, n = u->n;
+	__u32 zero = 0, n = u->n, slot, id = 0;
 	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &zero);
 	struct mt_cfi_row row;
-	__u64 cfa, ra, bp;
-
-	__u64 lpc = u->exact ? u->pc : u->pc - 1; /* inside the call, not after */
-	__u32 slot = (__u32)((lpc * 0x9e3779b97f4a7c15ULL) >> 52) & (CFI_CACHE_SIZE - 1);
-	struct cfi_cached *c = bpf_map_lookup_elem(&cfi_cache, &slot);
+	struct cfi_cached *c;
+	__u64 cfa, ra, bp, lpc, pc = u->pc, base = 0;
+	int have;
 
 	if (!s || n >= MT_MAX_DEPTH)
 		return 1;
-	s->ips[n] = u->pc;
-	u->n = n + 1;
+	lpc = u->exact ? pc : pc - 1; /* inside the call, not after it */
+	slot = (__u32)((lpc * 0x9e3779b97f4a7c15ULL) >> 52) & (CFI_CACHE_SIZE - 1);
+	c = bpf_map_lookup_elem(&cfi_cache, &slot);
 	if (c && c->pc == lpc && c->tgid == u->tgid && c->epoch == u->epoch) {
 		row = c->row;
+		id = c->id;
+		base = c->base;
+		have = 1;
 	} else {
-		if (!find_row(u, lpc, &row))
-			return fp_step(u);
-		if (c) {
+		have = find_row(u, lpc, &row);
+		if (lpc >= u->vm_start && lpc < u->vm_end) {
+			id = u->tab.id;
+			base = u->vm_start - (u->vm_pgoff << 12);
+		}
+		if (have && c) {
 			c->pc = lpc;
 			c->tgid = u->tgid;
 			c->epoch = u->epoch;
 			c->row = row;
+			c->id = id;
+			c->base = base;
 		}
 	}
-	if (row.kind == MT_CFA_NONE)
+	/* a frame in a known file: (file id, offset), which symbolizes
+	 * without the process's mappings */
+	if (id && pc - base <= MT_FRAME_OFF_MASK)
+		s->ips[n] = MT_FRAME_FILE | (__u64)(id & MT_FRAME_ID_MASK) << MT_FRAME_ID_SHIFT |
+			    (pc - base);
+	else
+		s->ips[n] = pc;
+	u->n = n + 1;
+	if (!have || row.kind == MT_CFA_NONE)
 		return fp_step(u);
 	switch (row.kind) {
 	case MT_CFA_END:
@@ -950,6 +1017,10 @@ int alloc_enter(struct pt_regs *ctx)
 	__u64 fn = bpf_get_attach_cookie(ctx);
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
 
+	/* a process not selected has no call state: its returns do nothing */
+	if ((trace_all || filter_comm || filter_cgroup) &&
+	    !selected(bpf_get_current_pid_tgid() >> 32))
+		return 0;
 	switch (fn) {
 	case MT_FN_MMAP:	/* anonymous only: file mappings are not allocations */
 		return enter_as(ctx, fn, a2, 0, PT_REGS_PARM4(ctx) & 0x20 /* MAP_ANONYMOUS */);
@@ -1013,7 +1084,10 @@ int floor_return(struct pt_regs *ctx)
 static __always_inline bool traced_task(__u32 *tgid)
 {
 	*tgid = bpf_get_current_pid_tgid() >> 32;
-	return bpf_map_lookup_elem(&targets, tgid) != NULL;
+	if (trace_all)
+		return *tgid && selected(*tgid); /* not the idle task, not us */
+	return bpf_map_lookup_elem(&targets, tgid) != NULL &&
+	       (!(filter_comm || filter_cgroup) || selected(*tgid));
 }
 
 static __always_inline void kalloc(void *ctx, const void *ptr, __u64 size)
@@ -1043,9 +1117,52 @@ static __always_inline void kfree_addr(const void *ptr)
 /* A process's addresses mean other code after exec, or after it exits
  * (its PID may be reused): cached rules are dropped. */
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(cfi_exec)
+int BPF_PROG(proc_exec)
 {
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mt_proc_event *e;
+
 	__sync_fetch_and_add(&cfi_epoch, 1);
+	/* a traced process's old image is gone: userspace releases its blocks */
+	if (trace_all ? !selected(tgid) : !bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		count(MT_CNT_LOST_PROC_EVENT, 1);
+		return 0;
+	}
+	e->tgid = tgid;
+	e->type = MT_PROC_EXEC;
+	e->ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* Release the user blocks a process allocated before ts_ns (its exec):
+ * run by userspace (BPF_PROG_RUN), so they are accounted as frees. */
+static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_alloc *v,
+		      struct mt_purge_args *p)
+{
+	struct mt_alloc copy;
+
+	if (k->tgid != p->tgid || v->ts_ns >= p->before_ns)
+		return 0;
+	copy = *v;
+	if (!bpf_map_delete_elem(map, k)) {
+		account_free(&copy);
+		p->purged++;
+	}
+	return 0;
+}
+
+SEC("syscall")
+int purge_process(struct mt_purge_args *args)
+{
+	struct mt_purge_args p = *args;
+
+	bpf_for_each_map_elem(&allocs, purge_one, &p, 0);
+	args->purged = p.purged;
 	return 0;
 }
 

@@ -65,6 +65,7 @@ enum mt_counter {
 	MT_CNT_LOST_TRUNCATED,	/* recorded with a stack that ends early */
 	MT_CNT_LOST_STACK_COLLISION, /* stack hash taken by other stacks: not stored */
 	MT_CNT_LOST_UNWIND_REQUEST, /* table request dropped (ring buffer full) */
+	MT_CNT_LOST_PROC_EVENT,	/* exec not told to userspace (ring buffer full) */
 	MT_CNT__COUNT,
 };
 
@@ -182,7 +183,20 @@ struct mt_cfi_table {
 	__u64 seg_delta;	/* ELF vaddr = file offset + seg_delta */
 	__u32 npages;		/* 0: the file has no usable CFI */
 	__u32 first_page;	/* vaddr >> MT_CFI_PAGE_SHIFT of page 0 */
+	__u32 id;		/* the file's id in stack frames (never 0) */
+	__u32 pad;
 };
+
+/*
+ * A user stack frame in a file the unwinder knows is stored as the file's
+ * id and the offset in the file, not as an address: it symbolizes without
+ * the process's mappings (a process that has exited, a library unloaded).
+ * Other frames are plain addresses (below 2^47).
+ */
+#define MT_FRAME_FILE (1ULL << 63)
+#define MT_FRAME_ID_SHIFT 40
+#define MT_FRAME_OFF_MASK ((1ULL << MT_FRAME_ID_SHIFT) - 1)
+#define MT_FRAME_ID_MASK ((1U << 23) - 1)
 
 /* Ring buffer message: a traced process ran code in a file with no table. */
 struct mt_cfi_miss {
@@ -193,6 +207,27 @@ struct mt_cfi_miss {
 };
 
 #define MT_MAX_CFI_TABLES 4096
+
+/* Ring buffer message: something happened to a traced process. */
+enum mt_proc_event_type {
+	MT_PROC_EXEC = 1,
+};
+
+struct mt_proc_event {
+	__u32 tgid;
+	__u32 type;
+	__u64 ts_ns;		/* CLOCK_MONOTONIC */
+	char comm[16];		/* the new one */
+};
+
+/* purge_process (a BPF_PROG_RUN program): release the user blocks tgid
+ * allocated before before_ns, as frees. */
+struct mt_purge_args {
+	__u32 tgid;
+	__u32 pad;
+	__u64 before_ns;
+	__u64 purged;		/* out */
+};
 
 /* mt_stack flags */
 #define MT_STACK_F_TRUNCATED 1	/* the walk stopped before the outermost frame */
@@ -207,7 +242,9 @@ _Static_assert(sizeof(struct mt_call) == 72, "mt_call layout");
 _Static_assert(sizeof(struct mt_cfi_row) == 8, "mt_cfi_row layout");
 _Static_assert(sizeof(struct mt_cfi_page) == 8, "mt_cfi_page layout");
 _Static_assert(sizeof(struct mt_cfi_key) == 16, "mt_cfi_key layout");
-_Static_assert(sizeof(struct mt_cfi_table) == 16, "mt_cfi_table layout");
+_Static_assert(sizeof(struct mt_cfi_table) == 24, "mt_cfi_table layout");
 _Static_assert(sizeof(struct mt_cfi_miss) == 40, "mt_cfi_miss layout");
+_Static_assert(sizeof(struct mt_proc_event) == 32, "mt_proc_event layout");
+_Static_assert(sizeof(struct mt_purge_args) == 24, "mt_purge_args layout");
 
 #endif /* MEMTRACE_H */

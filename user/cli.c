@@ -22,10 +22,15 @@ enum {
 	OPT_FREE_FN,
 	OPT_MMAP,
 	OPT_UNWIND,
+	OPT_COMM,
+	OPT_CGROUP,
 };
 
 static const struct option long_opts[] = {
 	{ "pid", required_argument, NULL, 'p' },
+	{ "all", no_argument, NULL, 'a' },
+	{ "comm", required_argument, NULL, OPT_COMM },
+	{ "cgroup", required_argument, NULL, OPT_CGROUP },
 	{ "interval", required_argument, NULL, 'i' },
 	{ "duration", required_argument, NULL, 'd' },
 	{ "top", required_argument, NULL, 'n' },
@@ -54,6 +59,7 @@ static const struct option long_opts[] = {
 const char *mt_cli__usage(void)
 {
 	return "Usage: memtrace [OPTIONS] -p PID[,PID...]\n"
+	       "       memtrace [OPTIONS] -a\n"
 	       "       memtrace [OPTIONS] -- COMMAND [ARGS...]\n"
 	       "Try 'memtrace --help' for more information.\n";
 }
@@ -64,6 +70,7 @@ const char *mt_cli__help(void)
 "memtrace - who holds memory in a running process, from its call stacks\n"
 "\n"
 "Usage: memtrace [OPTIONS] -p PID[,PID...]       attach to running processes\n"
+"       memtrace [OPTIONS] -a                      every process, also new ones\n"
 "       memtrace [OPTIONS] -- COMMAND [ARGS...]  run COMMAND and trace it from\n"
 "                                                its first allocation\n"
 "\n"
@@ -76,6 +83,12 @@ const char *mt_cli__help(void)
 "\n"
 "Targets:\n"
 "  -p, --pid PID[,PID...]   trace these processes (all their threads)\n"
+"  -a, --all                every process on the machine, including ones started\n"
+"                           later (not memtrace itself), reported per process\n"
+"      --comm NAME          only processes named NAME (as in ps -o comm;\n"
+"                           repeatable)\n"
+"      --cgroup PATH        only processes in this cgroup v2 directory or below\n"
+"                           (e.g. /sys/fs/cgroup/system.slice/nginx.service)\n"
 "  -- COMMAND [ARGS...]     run COMMAND with its stdin/stdout/stderr; memtrace\n"
 "                           exits with COMMAND's exit status\n"
 "\n"
@@ -330,6 +343,28 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 	case OPT_MMAP:
 		o->mmap = true;
 		return 0;
+	case 'a':
+		o->all = true;
+		return 0;
+	case OPT_COMM:
+		if (!*arg || strlen(arg) > 15) {
+			snprintf(err, errlen, "invalid comm '%s': 1 to 15 characters, as the kernel "
+				 "keeps them", arg);
+			return -EINVAL;
+		}
+		if (o->ncomms == MT_MAX_COMMS) {
+			snprintf(err, errlen, "too many --comm (at most %d)", MT_MAX_COMMS);
+			return -E2BIG;
+		}
+		snprintf(o->comms[o->ncomms++], sizeof(o->comms[0]), "%s", arg);
+		return 0;
+	case OPT_CGROUP:
+		if (!*arg) {
+			snprintf(err, errlen, "invalid cgroup: empty path");
+			return -EINVAL;
+		}
+		o->cgroup = arg;
+		return 0;
 	case OPT_UNWIND:
 		if (!strcmp(arg, "cfi") || !strcmp(arg, "fp")) {
 			o->unwind_fp = arg[0] == 'f';
@@ -362,7 +397,7 @@ enum mt_cli_action mt_cli__parse(int argc, char **argv, struct mt_opts *o,
 	optind = 0; /* full reset: parse may run more than once (tests) */
 	opterr = 0;
 	/* '+': stop at the first non-option, so COMMAND keeps its flags */
-	while ((c = getopt_long(argc, argv, "+:p:i:d:n:o:jvVh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:p:ai:d:n:o:jvVh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			return MT_CLI_HELP;
@@ -384,12 +419,12 @@ enum mt_cli_action mt_cli__parse(int argc, char **argv, struct mt_opts *o,
 	}
 	if (optind < argc)
 		o->cmd = &argv[optind];
-	if (o->npids && o->cmd) {
-		snprintf(err, errlen, "give either -p PID or -- COMMAND, not both");
+	if ((o->npids != 0) + (o->cmd != NULL) + o->all > 1) {
+		snprintf(err, errlen, "give one of -p PID, -a or -- COMMAND");
 		return MT_CLI_ERROR;
 	}
-	if (!o->npids && !o->cmd) {
-		snprintf(err, errlen, "nothing to trace: give -p PID or -- COMMAND");
+	if (!o->npids && !o->cmd && !o->all) {
+		snprintf(err, errlen, "nothing to trace: give -p PID, -a or -- COMMAND");
 		return MT_CLI_ERROR;
 	}
 	if (o->min_size > o->max_size) {

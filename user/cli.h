@@ -10,6 +10,7 @@
 
 #define MT_MAX_PIDS 64
 #define MT_MAX_CUSTOM_FNS 8
+#define MT_MAX_COMMS 16
 
 /* --alloc-fn / --free-fn: a function of the target's and which argument
  * holds the size (alloc) or the pointer (free). */
@@ -32,6 +33,10 @@ struct mt_opts {
 	pid_t pids[MT_MAX_PIDS];
 	int npids;
 	char **cmd;		/* argv of the command to run, or NULL */
+	bool all;		/* -a: every process, present and future */
+	char comms[MT_MAX_COMMS][16]; /* --comm: only these process names */
+	int ncomms;
+	const char *cgroup;	/* --cgroup: only processes in this cgroup (v2) */
 	double interval_s;	/* 0: report only at the end */
 	double duration_s;	/* 0: until the targets exit or a signal */
 	uint64_t top;		/* 0: all */

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -21,6 +23,7 @@
 #include <bpf/libbpf.h>
 #include "cli.h"
 #include "ksyms.h"
+#include "pairmap.h"
 #include "render.h"
 #include "report.h"
 #include "strutil.h"
@@ -44,9 +47,13 @@ struct app {
 	struct mt_symbolizer *sym;
 	struct mt_ksyms *ksyms;	/* --kernel */
 	bool custom_found[MT_MAX_CUSTOM_FNS];
-	struct target targets[MT_MAX_PIDS];
-	struct mt_proc procs[MT_MAX_PIDS];
+	struct target *targets;	/* grows with -a */
+	struct mt_proc *procs;
 	int ntargets;
+	size_t cap;
+	struct mt_pairmap *by_pid;	/* (pid, 0) -> index in targets */
+	struct mt_pairmap *hooked;	/* (owner << 32 | dev, ino): files hooked */
+	int cgroup_fd;
 	struct mt_child child;
 	bool have_child;
 	FILE *out;
@@ -177,7 +184,10 @@ static int check_targets(struct app *a, char *cmd_path, size_t len)
 /* One line per hooked object, always; the offsets and sites with -v. */
 static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info *info, int n)
 {
-	fprintf(stderr, "memtrace: PID %d: hooked", pid);
+	if (pid < 0)
+		fprintf(stderr, "memtrace: all processes: hooked");
+	else
+		fprintf(stderr, "memtrace: PID %d: hooked", pid);
 	for (int i = 0; i < n; i++)
 		if (!info[i].alias_of)
 			fprintf(stderr, "%s %s", i ? "," : "", info[i].name);
@@ -205,6 +215,18 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 {
 	static const enum mt_lib kinds[] = { MT_LIB_C, MT_LIB_CXX, MT_LIB_CUSTOM, MT_LIB_MMAP };
 	int hooked = 0;
+	struct stat st;
+	uint64_t owner;
+	long seen;
+
+	/* each file once per process (once for all, with -a): probes twice
+	 * on one function would count every call twice */
+	if (stat(path, &st))
+		return 0; /* gone meanwhile */
+	owner = (uint64_t)(uint32_t)(pid < 0 ? 0 : pid) << 32 | (uint32_t)st.st_dev;
+	seen = mt_pairmap__get(a->hooked, owner, st.st_ino);
+	if (seen >= 0)
+		return (int)seen;
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		struct mt_probe_info info[MT_MAX_LIB_PROBES];
@@ -229,6 +251,8 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 				if (!strcmp(info[i].name, a->o.custom[c].name))
 					a->custom_found[c] = true;
 	}
+	if (mt_pairmap__put(a->hooked, owner, st.st_ino, hooked))
+		return -MT_EXIT_RUNTIME;
 	return hooked;
 }
 
@@ -261,15 +285,28 @@ static int attach_files(struct app *a, pid_t pid, const struct mt_paths *files,
 	return 0;
 }
 
+static struct target *find_target(struct app *a, pid_t pid)
+{
+	long i = mt_pairmap__get(a->by_pid, (uint64_t)pid, 0);
+
+	return i < 0 ? NULL : &a->targets[i];
+}
+
 static struct target *add_target(struct app *a, pid_t pid)
 {
-	struct target *t = &a->targets[a->ntargets++];
+	struct target *t;
 
+	if (mt_grow((void **)&a->targets, &a->cap, a->ntargets + 1, sizeof(*a->targets)) ||
+	    mt_pairmap__put(a->by_pid, (uint64_t)pid, 0, a->ntargets)) {
+		error("out of memory");
+		exit(MT_EXIT_RUNTIME);
+	}
+	t = &a->targets[a->ntargets++];
 	memset(t, 0, sizeof(*t));
 	t->info.pid = pid;
 	t->pidfd = -1;
-	if (a->o.kernel)
-		mt_tracer__add_target(a->tracer, pid);
+	if (!a->o.all)
+		mt_tracer__add_target(a->tracer, pid); /* -a: chosen in BPF */
 	return t;
 }
 
@@ -315,6 +352,92 @@ static int attach_pids(struct app *a)
 			error("pidfd_open(%d) failed: %s", pid, strerror(-t->pidfd));
 			return MT_EXIT_RUNTIME;
 		}
+	}
+	return 0;
+}
+
+/* Does a process pass --comm (userspace side of the BPF filter)? */
+static bool comm_selected(struct app *a, const struct mt_proc *p)
+{
+	if (!a->o.ncomms)
+		return true;
+	for (int i = 0; i < a->o.ncomms; i++)
+		if (!strcmp(p->comm, a->o.comms[i]))
+			return true;
+	return false;
+}
+
+/*
+ * -a: every process now running (memtrace excepted): hook the allocator
+ * files they map (once each, for all processes: files mapped by later
+ * processes are hooked already), build their unwind tables, and note them
+ * as targets. Run again at every refresh for processes started since, and
+ * to notice the ones gone.
+ */
+static int scan_all(struct app *a, bool first)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		struct mt_paths files;
+		struct target *t;
+
+		if (*end || pid <= 0 || pid == getpid())
+			continue;
+		t = find_target(a, (pid_t)pid);
+		if (t && !t->info.exited)
+			continue;
+		if (mt_target__mapped_files((pid_t)pid, &files))
+			continue; /* a kernel thread (no maps), or gone */
+		if (!files.n) {
+			mt_paths__clear(&files);
+			continue;
+		}
+		for (size_t i = 0; i < files.n; i++) {
+			int r = attach_object(a, -1, files.v[i]);
+
+			if (r < 0) {
+				mt_paths__clear(&files);
+				closedir(d);
+				return r;
+			}
+			found += r;
+		}
+		mt_paths__clear(&files);
+		if (!t || t->info.exited) {
+			/* a reused PID starts a new target; the old one keeps its
+			 * numbers under its index */
+			if (t)
+				mt_pairmap__put(a->by_pid, (uint64_t)pid, 0, -1);
+			t = add_target(a, (pid_t)pid);
+			mt_target__proc_info(t->info.pid, &t->info);
+			if (!comm_selected(a, &t->info))
+				continue;
+			mt_symbolizer__add_process(a->sym, t->info.pid);
+			if (a->unwind)
+				mt_unwind__add_process(a->unwind, t->info.pid);
+		}
+	}
+	closedir(d);
+	(void)first;
+	return found;
+}
+
+static int attach_all(struct app *a)
+{
+	int r = scan_all(a, true);
+
+	if (r < 0)
+		return -r;
+	if (!r) {
+		error("no allocator found in any process");
+		return MT_EXIT_RUNTIME;
 	}
 	return 0;
 }
@@ -423,8 +546,17 @@ static void symbolize_entry(struct app *a, struct mt_entry *e)
 		return;
 	}
 	for (__u32 i = 0; i < st->depth && i < MT_MAX_DEPTH; i++) {
-		size_t k = mt_symbolizer__lookup(a->sym, e->pid, st->ips[i], buf,
-						 MAX_INLINE_PER_ADDR);
+		uint64_t ip = st->ips[i], ino;
+		uint32_t dev;
+		size_t k;
+
+		if ((ip & MT_FRAME_FILE) && a->unwind &&
+		    !mt_unwind__file(a->unwind, (ip >> MT_FRAME_ID_SHIFT) & MT_FRAME_ID_MASK, &dev,
+				     &ino))
+			k = mt_symbolizer__lookup_file(a->sym, dev, ino, ip & MT_FRAME_OFF_MASK, buf,
+						       MAX_INLINE_PER_ADDR);
+		else
+			k = mt_symbolizer__lookup(a->sym, e->pid, ip, buf, MAX_INLINE_PER_ADDR);
 
 		if (n + k > cap) {
 			struct mt_frame *nf;
@@ -455,6 +587,29 @@ static void self_usage(struct mt_self *s)
 	s->max_rss_kib = ru.ru_maxrss;
 }
 
+/* The processes a report lists: the targets; with -a, those with numbers. */
+static size_t report_procs(struct app *a, const struct mt_snapshot *snap)
+{
+	struct mt_pairmap *seen = a->o.all ? mt_pairmap__new(64) : NULL;
+	size_t n = 0;
+
+	free(a->procs);
+	a->procs = calloc(a->ntargets + 1, sizeof(*a->procs));
+	if (!a->procs)
+		return 0;
+	for (size_t i = 0; seen && i < snap->nstats; i++)
+		mt_pairmap__put(seen, snap->stats[i].k.tgid, 0, 1);
+	for (int i = 0; i < a->ntargets; i++) {
+		if (seen && mt_pairmap__get(seen, (uint64_t)a->targets[i].info.pid, 0) < 0)
+			continue;
+		if (seen && mt_pairmap__get(a->by_pid, (uint64_t)a->targets[i].info.pid, 0) != i)
+			continue; /* an earlier process with a reused PID */
+		a->procs[n++] = a->targets[i].info;
+	}
+	mt_pairmap__free(seen);
+	return n;
+}
+
 static int report(struct app *a, bool final)
 {
 	struct mt_render_opts ro = { .min_age_s = a->o.min_age_s };
@@ -467,6 +622,7 @@ static int report(struct app *a, bool final)
 	};
 	struct mt_snapshot snap;
 	struct mt_report r;
+	size_t nprocs;
 	int err;
 
 	err = mt_tracer__snapshot(a->tracer, &snap);
@@ -474,9 +630,8 @@ static int report(struct app *a, bool final)
 		error("reading the BPF maps failed: %s", strerror(-err));
 		return err;
 	}
-	for (int i = 0; i < a->ntargets; i++)
-		a->procs[i] = a->targets[i].info;
-	err = mt_report__build(&snap, a->procs, a->ntargets, &o, &r);
+	nprocs = report_procs(a, &snap);
+	err = mt_report__build(&snap, a->procs, nprocs, &o, &r);
 	mt_snapshot__clear(&snap);
 	if (err) {
 		error("building the report failed: %s", strerror(-err));
@@ -500,6 +655,8 @@ static int report(struct app *a, bool final)
 
 static bool all_exited(struct app *a)
 {
+	if (a->o.all)
+		return false; /* -a: until a signal or --duration */
 	for (int i = 0; i < a->ntargets; i++)
 		if (!a->targets[i].info.exited)
 			return false;
@@ -509,7 +666,9 @@ static bool all_exited(struct app *a)
 /* A target is gone: its final numbers stay, its unwind tables may go. */
 static void target_gone(struct app *a, struct target *t)
 {
-	if (!t->info.exited && a->unwind)
+	/* -a keeps every table: the next short-lived run of the same
+	 * program finds it ready */
+	if (!t->info.exited && a->unwind && !a->o.all)
 		mt_unwind__drop_process(a->unwind, t->info.pid);
 	t->info.exited = true;
 }
@@ -577,6 +736,64 @@ static int poll_timeout(struct app *a, double next_report, double end)
 	return until <= t ? 0 : (int)((until - t) * 1000) + 1;
 }
 
+/* -a: processes gone since the last scan, then new ones. */
+static void refresh_all(struct app *a)
+{
+	for (int i = 0; i < a->ntargets; i++) {
+		struct target *t = &a->targets[i];
+
+		if (t->info.exited)
+			continue;
+		if (kill(t->info.pid, 0) && errno == ESRCH)
+			target_gone(a, t);
+		else if (comm_selected(a, &t->info))
+			refresh(a, t);
+	}
+	if (scan_all(a, false) < 0)
+		fprintf(stderr, "memtrace: warning: cannot scan /proc for new processes\n");
+}
+
+/* A traced process exec'd: its old image's blocks are released (as
+ * frees), and what it maps now is read again. */
+static void on_exec(void *ctx, pid_t tgid, uint64_t ts_ns, const char *comm)
+{
+	struct app *a = ctx;
+	struct target *t = find_target(a, tgid);
+	uint64_t purged = 0;
+	int err = mt_tracer__purge(a->tracer, tgid, ts_ns, &purged);
+
+	if (a->o.all && (!t || t->info.exited)) {
+		/* -a: a process seen first here, maybe short-lived: its name now,
+		 * its files and mappings if it is still there */
+		if (t)
+			mt_pairmap__put(a->by_pid, (uint64_t)tgid, 0, -1);
+		t = add_target(a, tgid);
+	}
+	if (t && !t->info.exited)
+		snprintf(t->info.comm, sizeof(t->info.comm), "%s", comm);
+
+	if (err)
+		fprintf(stderr, "memtrace: warning: PID %d exec'd; releasing its old blocks "
+			"failed: %s\n", tgid, strerror(-err));
+	else if (verbose)
+		fprintf(stderr, "memtrace: PID %d exec'd: %llu blocks of its old image "
+			"released\n", tgid, (unsigned long long)purged);
+	if (!t || t->info.exited)
+		return;
+	mt_target__proc_info(tgid, &t->info);
+	if (!a->have_child) {
+		struct mt_paths files;
+
+		/* the new image may map other allocators (-a: hooked for all) */
+		if (!mt_target__mapped_files(tgid, &files)) {
+			for (size_t i = 0; i < files.n; i++)
+				attach_object(a, a->o.all ? -1 : tgid, files.v[i]);
+			mt_paths__clear(&files);
+		}
+	}
+	refresh(a, t);
+}
+
 static void serve_unwind(struct app *a)
 {
 	int err = mt_unwind__poll(a->unwind);
@@ -586,9 +803,15 @@ static void serve_unwind(struct app *a)
 			"through that file use frame pointers\n", strerror(-err));
 }
 
-/* -v: each table built, at attach or later (dlopen, exec). */
-static void on_unwind_table(void *ctx, pid_t pid, const char *file, uint64_t rows, int err)
+/* Each file the unwinder meets, at attach or later (dlopen, exec): its
+ * frames symbolize from this descriptor, whatever becomes of the process. */
+static void on_unwind_table(void *ctx, pid_t pid, const struct mt_unwind_file *f, uint64_t rows,
+			    int err)
 {
+	struct app *a = ctx;
+	const char *file = f->path;
+
+	mt_symbolizer__add_file(a->sym, f->dev, f->ino, file, fcntl(f->fd, F_DUPFD_CLOEXEC, 0));
 	if (!verbose)
 		return;
 	if (err)
@@ -607,34 +830,47 @@ static int run(struct app *a)
 
 	on_child(a); /* the command may be gone already */
 	while (!all_exited(a)) {
-		struct pollfd pfd[MT_MAX_PIDS + 2];
+		struct pollfd *pfd = calloc(a->ntargets + 3, sizeof(*pfd));
 		int n = 0;
 
+		if (!pfd)
+			return -ENOMEM;
 		pfd[n++] = (struct pollfd){ .fd = a->sigfd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = a->unwind ? mt_unwind__fd(a->unwind) : -1,
 					    .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = mt_tracer__events_fd(a->tracer), .events = POLLIN };
 		for (int i = 0; i < a->ntargets; i++)
 			pfd[n++] = (struct pollfd){ .fd = a->targets[i].info.exited ? -1 :
 							a->targets[i].pidfd, .events = POLLIN };
-		if (poll(pfd, n, poll_timeout(a, next_report, end)) < 0 && errno != EINTR)
+		if (poll(pfd, n, poll_timeout(a, next_report, end)) < 0 && errno != EINTR) {
+			free(pfd);
 			return -errno;
+		}
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			bool stop = false;
 
 			while (read(a->sigfd, &si, sizeof(si)) == sizeof(si))
 				stop |= on_signal(a, &si);
-			if (stop)
+			if (stop) {
+				free(pfd);
 				break;
+			}
 		}
 		if (pfd[1].revents & POLLIN)
 			serve_unwind(a);
-		for (int i = 2; i < n; i++)
+		if (pfd[2].revents & POLLIN)
+			mt_tracer__poll_events(a->tracer, on_exec, a);
+		for (int i = 3; i < n; i++)
 			if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLIN | POLLHUP)))
-				target_gone(a, &a->targets[i - 2]);
+				target_gone(a, &a->targets[i - 3]);
+		free(pfd);
 		if (now_s() >= next_refresh) {
-			for (int i = 0; i < a->ntargets; i++)
-				refresh(a, &a->targets[i]);
+			if (a->o.all)
+				refresh_all(a);
+			else
+				for (int i = 0; i < a->ntargets; i++)
+					refresh(a, &a->targets[i]);
 			next_refresh = now_s() + REFRESH_MS / 1000.0;
 		}
 		if (end && now_s() >= end)
@@ -654,6 +890,12 @@ static void cleanup(struct app *a)
 			close(a->targets[i].pidfd);
 	mt_tracer__free(a->tracer);
 	mt_symbolizer__free(a->sym);
+	free(a->targets);
+	free(a->procs);
+	mt_pairmap__free(a->by_pid);
+	mt_pairmap__free(a->hooked);
+	if (a->cgroup_fd >= 0)
+		close(a->cgroup_fd);
 	mt_ksyms__free(a->ksyms);
 	if (a->out && a->out != stdout)
 		fclose(a->out);
@@ -701,7 +943,7 @@ static void raise_nofile_limit(void)
 
 int main(int argc, char **argv)
 {
-	static struct app app = { .sigfd = -1 };
+	static struct app app = { .sigfd = -1, .cgroup_fd = -1 };
 	struct mt_tracer_opts to;
 	char err[512], cmd_path[4096];
 	struct app *a = &app;
@@ -730,6 +972,19 @@ int main(int argc, char **argv)
 		return MT_EXIT_RUNTIME;
 	}
 	raise_nofile_limit();
+	a->by_pid = mt_pairmap__new(64);
+	a->hooked = mt_pairmap__new(64);
+	if (!a->by_pid || !a->hooked) {
+		error("out of memory");
+		return MT_EXIT_RUNTIME;
+	}
+	if (a->o.cgroup) {
+		a->cgroup_fd = open(a->o.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (a->cgroup_fd < 0) {
+			error("cannot open cgroup %s: %s", a->o.cgroup, strerror(errno));
+			return MT_EXIT_USAGE;
+		}
+	}
 	libbpf_set_print(libbpf_print);
 	to = (struct mt_tracer_opts){
 		.min_size = a->o.min_size, .max_size = a->o.max_size,
@@ -737,6 +992,9 @@ int main(int argc, char **argv)
 		.max_stacks = a->o.max_stacks, .probe_floor = a->o.probe_floor,
 		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
 		.unwind_fp = a->o.unwind_fp,
+		.all = a->o.all, .self = getpid(),
+		.comms = (const char (*)[16])a->o.comms, .ncomms = a->o.ncomms,
+		.cgroup_fd = a->cgroup_fd,
 	};
 	/* tests only: force stack hash collisions (tests/integration) */
 	if (getenv("MEMTRACE_TEST_STACK_HASH_BITS"))
@@ -773,7 +1031,7 @@ int main(int argc, char **argv)
 	if (a->o.kernel && (e = setup_kernel(a)))
 		goto cleanup;
 	a->start_s = now_s();
-	rc = a->o.cmd ? start_command(a, cmd_path) : attach_pids(a);
+	rc = a->o.cmd ? start_command(a, cmd_path) : a->o.all ? attach_all(a) : attach_pids(a);
 	if (rc)
 		goto cleanup;
 	if (a->unwind && verbose) {
@@ -786,8 +1044,12 @@ int main(int argc, char **argv)
 			(unsigned long long)us.no_cfi, (unsigned long long)us.rows,
 			mt_fmt_bytes(us.map_bytes, b, sizeof(b)), us.build_s * 1000);
 	}
-	fprintf(stderr, "memtrace: tracing %d process%s with %d probes; Ctrl-C to stop\n",
-		a->ntargets, a->ntargets == 1 ? "" : "es", mt_tracer__nprobes(a->tracer));
+	if (a->o.all)
+		fprintf(stderr, "memtrace: tracing all processes (%d now) with %d probes; Ctrl-C "
+			"to stop\n", a->ntargets, mt_tracer__nprobes(a->tracer));
+	else
+		fprintf(stderr, "memtrace: tracing %d process%s with %d probes; Ctrl-C to stop\n",
+			a->ntargets, a->ntargets == 1 ? "" : "es", mt_tracer__nprobes(a->tracer));
 	rc = run(a) ? MT_EXIT_RUNTIME : 0;
 	rc = exit_code(a, rc);
 cleanup:

@@ -132,32 +132,58 @@ static int open_mapped(pid_t pid, const struct mt_map *m)
 	return open(p, O_RDONLY | O_CLOEXEC);
 }
 
-static long get_binary(struct mt_symbolizer *s, pid_t pid, const struct mt_map *m)
+/* The binary (dev, ino), created with path and fd (taken) if new. */
+static long binary_of(struct mt_symbolizer *s, uint64_t dev, uint64_t ino, const char *path,
+		      int fd)
 {
-	uint64_t dev = (uint64_t)m->dev_major << 32 | m->dev_minor;
-	long i = mt_pairmap__get(s->bin_idx, dev, m->inode);
+	long i = mt_pairmap__get(s->bin_idx, dev, ino);
 	struct binary *b, **nb;
 
-	if (i >= 0)
+	if (i >= 0) {
+		if (fd >= 0)
+			close(fd);
 		return i;
+	}
 	b = calloc(1, sizeof(*b));
 	nb = realloc(s->bins, (s->nbins + 1) * sizeof(*nb));
 	if (!b || !nb) {
 		free(b);
 		if (nb)
 			s->bins = nb;
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	s->bins = nb;
 	b->dev = dev;
-	b->ino = m->inode;
-	b->path = strdup(m->path);
-	b->fd = open_mapped(pid, m);
+	b->ino = ino;
+	b->path = strdup(path);
+	b->fd = fd;
 	b->cache = mt_pairmap__new(256);
 	s->bins[s->nbins] = b;
-	if (mt_pairmap__put(s->bin_idx, dev, m->inode, s->nbins))
+	if (mt_pairmap__put(s->bin_idx, dev, ino, s->nbins))
 		return -1;
 	return s->nbins++;
+}
+
+static uint64_t dev_key(uint32_t major, uint32_t minor)
+{
+	return (uint64_t)major << 32 | minor;
+}
+
+static long get_binary(struct mt_symbolizer *s, pid_t pid, const struct mt_map *m)
+{
+	uint64_t dev = dev_key(m->dev_major, m->dev_minor);
+
+	if (mt_pairmap__get(s->bin_idx, dev, m->inode) >= 0)
+		return mt_pairmap__get(s->bin_idx, dev, m->inode);
+	return binary_of(s, dev, m->inode, m->path, open_mapped(pid, m));
+}
+
+int mt_symbolizer__add_file(struct mt_symbolizer *s, uint32_t kdev, uint64_t ino,
+			    const char *path, int fd)
+{
+	return binary_of(s, dev_key(kdev >> 20, kdev & 0xfffff), ino, path, fd) < 0 ? -ENOMEM : 0;
 }
 
 static struct proc *find_proc(struct mt_symbolizer *s, pid_t pid)
@@ -374,26 +400,18 @@ static const struct cached *lookup_cached(struct binary *b, uint64_t vaddr)
 	return &b->cached[b->ncached++];
 }
 
-size_t mt_symbolizer__lookup(struct mt_symbolizer *s, pid_t pid, uint64_t addr,
-			     struct mt_frame *out, size_t max)
+/* Frames of file offset off in binary b, reported at addr. */
+static size_t lookup_in(struct binary *b, uint64_t off, uint64_t addr, struct mt_frame *out,
+			size_t max)
 {
-	struct proc *p = find_proc(s, pid);
-	const struct mt_map *m = p ? mt_procmaps__find(&p->maps, addr) : NULL;
 	const struct cached *c = NULL;
-	struct binary *b = NULL;
 	uint64_t vaddr;
 	size_t n;
 
-	if (!max)
-		return 0;
-	out[0] = (struct mt_frame){ .addr = addr };
-	if (!m || p->bin[m - p->maps.v] < 0)
-		return 1;
-	b = s->bins[p->bin[m - p->maps.v]];
-	out[0].module = b->path;
+	out[0] = (struct mt_frame){ .addr = addr, .module = b->path };
 	if (!b->tried)
 		binary_setup(b);
-	if (b->mod && to_vaddr(b, addr - m->start + m->pgoff, &vaddr))
+	if (b->mod && to_vaddr(b, off, &vaddr))
 		c = lookup_cached(b, vaddr);
 	if (!c)
 		return 1;
@@ -404,4 +422,30 @@ size_t mt_symbolizer__lookup(struct mt_symbolizer *s, pid_t pid, uint64_t addr,
 		out[i].module = b->path;
 	}
 	return n;
+}
+
+size_t mt_symbolizer__lookup(struct mt_symbolizer *s, pid_t pid, uint64_t addr,
+			     struct mt_frame *out, size_t max)
+{
+	struct proc *p = find_proc(s, pid);
+	const struct mt_map *m = p ? mt_procmaps__find(&p->maps, addr) : NULL;
+
+	if (!max)
+		return 0;
+	out[0] = (struct mt_frame){ .addr = addr };
+	if (!m || p->bin[m - p->maps.v] < 0)
+		return 1;
+	return lookup_in(s->bins[p->bin[m - p->maps.v]], addr - m->start + m->pgoff, addr, out,
+			 max);
+}
+
+size_t mt_symbolizer__lookup_file(struct mt_symbolizer *s, uint32_t kdev, uint64_t ino,
+				  uint64_t off, struct mt_frame *out, size_t max)
+{
+	long i = mt_pairmap__get(s->bin_idx, dev_key(kdev >> 20, kdev & 0xfffff), ino);
+
+	if (!max)
+		return 0;
+	out[0] = (struct mt_frame){ .addr = off };
+	return i < 0 ? 1 : lookup_in(s->bins[i], off, off, out, max);
 }

@@ -31,4 +31,12 @@ int mt_symbolizer__add_process(struct mt_symbolizer *s, pid_t pid);
 size_t mt_symbolizer__lookup(struct mt_symbolizer *s, pid_t pid, uint64_t addr,
 			     struct mt_frame *out, size_t max);
 
+/* A file met by the unwinder (kernel dev_t), open at fd (taken). */
+int mt_symbolizer__add_file(struct mt_symbolizer *s, uint32_t kdev, uint64_t ino,
+			    const char *path, int fd);
+/* Like lookup, for offset off in a file added with add_file; the frames'
+ * addr is off. */
+size_t mt_symbolizer__lookup_file(struct mt_symbolizer *s, uint32_t kdev, uint64_t ino,
+				  uint64_t off, struct mt_frame *out, size_t max);
+
 #endif

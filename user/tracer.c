@@ -24,6 +24,9 @@ struct probe_def {
 struct mt_tracer {
 	struct memtrace_bpf *skel;
 	struct mt_unwind *unwind;
+	struct ring_buffer *events;
+	mt_exec_cb exec_cb;
+	void *exec_ctx;
 	struct bpf_program *enter_prog, *return_prog;
 	const char *missing[MT_KERNEL_TPS + 1];
 	struct probe_def custom[MAX_PROBES];
@@ -215,6 +218,8 @@ int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid)
 		       -errno : 0;
 }
 
+static int on_event(void *ctx, void *data, size_t len);
+
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 {
 	struct mt_tracer *t = calloc(1, sizeof(*t));
@@ -238,7 +243,10 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->skel->rodata->unwind_cfi = !o->unwind_fp && !o->probe_floor;
 	if (o->stack_hash_mask)
 		t->skel->rodata->stack_hash_mask = o->stack_hash_mask;
-	bpf_program__set_autoload(t->skel->progs.cfi_exec, t->skel->rodata->unwind_cfi);
+	t->skel->rodata->self_tgid = o->self;
+	t->skel->rodata->trace_all = o->all;
+	t->skel->rodata->filter_comm = o->ncomms > 0;
+	t->skel->rodata->filter_cgroup = o->cgroup_fd >= 0;
 	bpf_program__set_autoload(t->skel->progs.cfi_exit, t->skel->rodata->unwind_cfi);
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
@@ -248,14 +256,36 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	err = memtrace_bpf__load(t->skel);
 	if (err)
 		goto cleanup;
+	for (int i = 0; i < o->ncomms; i++) {
+		char key[16] = {};
+		__u8 one = 1;
+
+		memcpy(key, o->comms[i], strnlen(o->comms[i], 15));
+		if (bpf_map__update_elem(t->skel->maps.comms, key, sizeof(key), &one, 1, 0)) {
+			err = -errno;
+			goto cleanup;
+		}
+	}
+	if (o->cgroup_fd >= 0) {
+		__u32 zero = 0, fd = o->cgroup_fd;
+
+		if (bpf_map__update_elem(t->skel->maps.cgroup_filter, &zero, 4, &fd, 4, 0)) {
+			err = -errno;
+			goto cleanup;
+		}
+	}
+	t->events = ring_buffer__new(bpf_map__fd(t->skel->maps.proc_events), on_event, t, NULL);
+	if (!t->events || (err = attach_tp(t, t->skel->progs.proc_exec))) {
+		err = err ? err : -errno;
+		goto cleanup;
+	}
 	if (t->skel->rodata->unwind_cfi) {
 		err = mt_unwind__new(bpf_map__fd(t->skel->maps.cfi_rows),
 				     bpf_map__fd(t->skel->maps.cfi_tables),
 				     bpf_map__fd(t->skel->maps.cfi_asked),
 				     bpf_map__fd(t->skel->maps.cfi_misses), &t->skel->data->cfi_epoch,
 				     &t->unwind);
-		if (err || (err = attach_tp(t, t->skel->progs.cfi_exec)) ||
-		    (err = attach_tp(t, t->skel->progs.cfi_exit)))
+		if (err || (err = attach_tp(t, t->skel->progs.cfi_exit)))
 			goto cleanup;
 	}
 	*out = t;
@@ -272,9 +302,47 @@ void mt_tracer__free(struct mt_tracer *t)
 	for (int i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
 	free(t->links);
+	ring_buffer__free(t->events);
 	mt_unwind__free(t->unwind);
 	memtrace_bpf__destroy(t->skel);
 	free(t);
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	struct mt_tracer *t = ctx;
+	const struct mt_proc_event *e = data;
+
+	if (len >= sizeof(*e) && e->type == MT_PROC_EXEC && t->exec_cb) {
+		char comm[17] = {};
+
+		memcpy(comm, e->comm, sizeof(e->comm));
+		t->exec_cb(t->exec_ctx, (pid_t)e->tgid, e->ts_ns, comm);
+	}
+	return 0;
+}
+
+int mt_tracer__events_fd(struct mt_tracer *t)
+{
+	return ring_buffer__epoll_fd(t->events);
+}
+
+int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx)
+{
+	t->exec_cb = cb;
+	t->exec_ctx = ctx;
+	return ring_buffer__consume(t->events);
+}
+
+int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint64_t before_ns, uint64_t *purged)
+{
+	struct mt_purge_args args = { .tgid = (__u32)tgid, .before_ns = before_ns };
+	/* a syscall program writes its context back to ctx_in */
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+	int err = bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.purge_process), &opts);
+
+	*purged = args.purged;
+	return err ? -errno : 0;
 }
 
 struct mt_unwind *mt_tracer__unwind(struct mt_tracer *t)

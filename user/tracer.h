@@ -19,6 +19,11 @@ struct mt_tracer_opts {
 	bool kernel;		/* also the kernel's allocations (--kernel) */
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */
 	uint64_t stack_hash_mask; /* tests: weaken the stack hash (0: full) */
+	bool all;		/* -a: probes without PID filter, processes chosen in BPF */
+	pid_t self;		/* memtrace's own PID: never traced */
+	const char (*comms)[16]; /* --comm names */
+	int ncomms;
+	int cgroup_fd;		/* --cgroup: an open cgroup v2 directory, or -1 */
 	uint64_t irqentry_lo, irqentry_hi; /* from kallsyms; 0: unknown */
 };
 
@@ -55,6 +60,14 @@ int mt_tracer__attach_kernel(struct mt_tracer *t);
 /* With --kernel: trace the kernel allocations made while tgid runs. */
 int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid);
 void mt_tracer__free(struct mt_tracer *t);
+/* A traced process exec'd at ts_ns (CLOCK_MONOTONIC), now named comm. */
+typedef void (*mt_exec_cb)(void *ctx, pid_t tgid, uint64_t ts_ns, const char *comm);
+/* Readable when process events are pending; serve them with poll. */
+int mt_tracer__events_fd(struct mt_tracer *t);
+int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx);
+/* Release tgid's user blocks allocated before before_ns (an exec), as
+ * frees. 0 or -errno; *purged: how many. */
+int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint64_t before_ns, uint64_t *purged);
 /* The CFI unwinder's tables (NULL with --unwind fp). */
 struct mt_unwind *mt_tracer__unwind(struct mt_tracer *t);
 /*

@@ -94,6 +94,21 @@ static int add_user(struct table *t, pid_t pid)
 	return 0;
 }
 
+/* A file's id in stack frames: its slot, which only it ever takes. */
+static uint32_t table_id(const struct mt_unwind *u, const struct table *t)
+{
+	return (uint32_t)(t - u->v) + 1;
+}
+
+int mt_unwind__file(const struct mt_unwind *u, uint32_t id, uint32_t *dev, uint64_t *ino)
+{
+	if (!id || id > u->n)
+		return -ENOENT;
+	*dev = u->v[id - 1].key.dev;
+	*ino = u->v[id - 1].key.ino;
+	return 0;
+}
+
 /* Rows into a new array map (pages first), then the map into cfi_rows. */
 static int load_rows(struct mt_unwind *u, struct table *t, const struct mt_cfi *c)
 {
@@ -130,7 +145,7 @@ static int load_rows(struct mt_unwind *u, struct table *t, const struct mt_cfi *
 		goto out;
 	}
 	struct mt_cfi_table hdr = { .seg_delta = c->seg_delta, .npages = npages,
-				    .first_page = first_page };
+				    .first_page = first_page, .id = table_id(u, t) };
 	if (bpf_map_update_elem(u->tables_fd, &t->key, &hdr, BPF_ANY)) {
 		err = -errno;
 		bpf_map_delete_elem(u->rows_fd, &t->key);
@@ -160,7 +175,7 @@ static int load(struct mt_unwind *u, struct table *t, int fd)
 	}
 	if (err == -ENODATA || err == -ENOEXEC) {
 		/* no table: the unwinder uses frame pointers there */
-		struct mt_cfi_table none = {};
+		struct mt_cfi_table none = { .id = table_id(u, t) };
 
 		err = bpf_map_update_elem(u->tables_fd, &t->key, &none, BPF_ANY) ? -errno : 0;
 		u->stats.no_cfi++;
@@ -185,8 +200,12 @@ static int ensure(struct mt_unwind *u, const struct mt_cfi_key *k, pid_t pid, in
 		return 0;
 	err = load(u, t, fd);
 	bpf_map_update_elem(u->asked_fd, k, &(uint8_t){ 1 }, BPF_ANY);
-	if (u->cb)
-		u->cb(u->cb_ctx, pid, path, t->rows, err);
+	if (u->cb) {
+		struct mt_unwind_file f = { .id = table_id(u, t), .dev = k->dev, .ino = k->ino,
+					    .path = path, .fd = fd };
+
+		u->cb(u->cb_ctx, pid, &f, t->rows, err);
+	}
 	return err;
 }
 

@@ -37,9 +37,20 @@ void mt_unwind__drop_process(struct mt_unwind *u, pid_t pid);
 int mt_unwind__fd(const struct mt_unwind *u);
 /* Serve pending requests. Number served, or -errno. */
 int mt_unwind__poll(struct mt_unwind *u);
-/* Told of each table built: rows (0: the file has no CFI), err -errno. */
-typedef void (*mt_unwind_cb)(void *ctx, pid_t pid, const char *file, uint64_t rows, int err);
+/* Told of each file met: its table's rows (0: no CFI), err -errno; fd
+ * is open on the file for the callback's duration (dup it to keep it). */
+struct mt_unwind_file {
+	uint32_t id;		/* in stack frames (MT_FRAME_FILE) */
+	uint32_t dev;		/* kernel dev_t */
+	uint64_t ino;
+	const char *path;
+	int fd;
+};
+typedef void (*mt_unwind_cb)(void *ctx, pid_t pid, const struct mt_unwind_file *f,
+			     uint64_t rows, int err);
 void mt_unwind__set_cb(struct mt_unwind *u, mt_unwind_cb cb, void *ctx);
+/* The file of a frame's id: 0, or -ENOENT. */
+int mt_unwind__file(const struct mt_unwind *u, uint32_t id, uint32_t *dev, uint64_t *ino);
 void mt_unwind__stats(const struct mt_unwind *u, struct mt_unwind_stats *s);
 
 #endif

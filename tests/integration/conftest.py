@@ -4,6 +4,7 @@ with real BPF, against the programs in tests/progs. Nothing here skips: a
 machine where BPF cannot be loaded fails every test, loudly."""
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -77,6 +78,20 @@ def assert_no_probes_left(wait_s=3.0):
         if time.monotonic() > deadline:
             raise AssertionError(f"BPF programs {progs} / links {links} left attached")
         time.sleep(0.05)
+
+
+def wait_stderr(p, needle, timeout=10):
+    """Read p's stderr until a line containing needle."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([p.stderr], [], [], 0.1)
+        if r:
+            line = p.stderr.readline()
+            seen.append(line)
+            if needle in line:
+                return line
+    raise AssertionError(f"no '{needle}' from memtrace; saw:\n" + "".join(seen))
 
 
 class Waiter:

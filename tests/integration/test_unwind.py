@@ -3,12 +3,12 @@
 programs built -fomit-frame-pointer (tests/progs/nofp*.c, nofp_cxx.cpp),
 and the same programs with --unwind fp to show they need it."""
 import os
-import select
 import time
 
 import pytest
 
-from conftest import PROGS, Tracer, Waiter, by_function, memtrace, prog, reports, trace_cmd
+from conftest import (PROGS, Tracer, Waiter, by_function, memtrace, prog, reports, trace_cmd,
+                      wait_stderr)
 
 
 def names(entry):
@@ -95,20 +95,6 @@ def test_frame_pointers_alone_lose_callers():
     rep, _ = trace_cmd("nofp", opts=("-n", "0", "--unwind", "fp"))
     e = stacks_with(rep, "level3")
     assert e and all("level1" not in names(x) for x in e), [names(x) for x in e]
-
-
-def wait_stderr(p, needle, timeout=10):
-    """Read p's stderr until a line containing needle."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([p.stderr], [], [], 0.1)
-        if r:
-            line = p.stderr.readline()
-            seen.append(line)
-            if needle in line:
-                return line
-    raise AssertionError(f"no '{needle}' from memtrace; saw:\n" + "".join(seen))
 
 
 def test_dlopen_after_attach():

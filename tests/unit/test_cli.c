@@ -130,7 +130,27 @@ Test(cli, target_required_and_exclusive)
 	cr_assert_eq(PARSE("-n", "1"), MT_CLI_ERROR);
 	cr_assert(strstr(err, "nothing to trace"), "%s", err);
 	cr_assert_eq(PARSE("-p", "1", "--", "ls"), MT_CLI_ERROR);
-	cr_assert(strstr(err, "not both"), "%s", err);
+	cr_assert(strstr(err, "give one of"), "%s", err);
+	cr_assert_eq(PARSE("-a", "-p", "1"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "give one of"), "%s", err);
+	cr_assert_eq(PARSE("-a", "--", "ls"), MT_CLI_ERROR);
+}
+
+Test(cli, all_and_filters)
+{
+	cr_assert_eq(PARSE("-a"), MT_CLI_RUN);
+	cr_assert(o.all);
+	cr_assert_eq(o.ncomms, 0);
+	cr_assert_null(o.cgroup);
+	cr_assert_eq(PARSE("--all", "--comm", "nginx", "--comm", "redis-server", "--cgroup",
+			   "/sys/fs/cgroup/x"), MT_CLI_RUN);
+	cr_assert_eq(o.ncomms, 2);
+	cr_assert_str_eq(o.comms[1], "redis-server");
+	cr_assert_str_eq(o.cgroup, "/sys/fs/cgroup/x");
+	cr_assert_eq(PARSE("-a", "--comm", "a-name-longer-than-15"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "15 characters"), "%s", err);
+	cr_assert_eq(PARSE("-a", "--comm", ""), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("-a", "--cgroup", ""), MT_CLI_ERROR);
 }
 
 Test(cli, sample_bytes)

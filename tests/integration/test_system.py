@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""System-wide tracing (-a), process filters (--comm, --cgroup) and the
+process lifecycle (exec). The machine runs other processes meanwhile
+(pytest itself): every assertion selects the test's own processes."""
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import PROGS, Tracer, Waiter, assert_no_probes_left, by_function, wait_stderr
+
+
+def of_pid(rep, pid):
+    return [e for e in rep["stacks"] if e["pid"] == pid]
+
+
+def cgroup2_root():
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, path, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                return path
+    raise AssertionError("no cgroup2 mount on this machine")
+
+
+def test_all_sees_processes_started_later():
+    """Two processes started after memtrace -a attached are both traced,
+    each with its own exact numbers, names and complete stacks; memtrace
+    does not trace itself."""
+    t = Tracer("-a", "-v")
+    procs = [Waiter("wait", name="nofp") for _ in range(2)]
+    try:
+        # a program memtrace never saw gets its unwind table a moment after
+        # it starts: the first allocations may come before (documented)
+        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "nofp"))
+        for w in procs:
+            w.step("step1")
+        time.sleep(1.2)  # a refresh: their names and mappings are read
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        for w in procs:
+            w.close()
+    assert rc == 0, err
+    rep = reps[-1]
+    names = {p["pid"]: p["comm"] for p in rep["processes"]}
+    for w in procs:
+        assert names.get(w.pid) == "nofp", names
+        mine = of_pid(rep, w.pid)
+        assert by_function(mine, "level3")["alloc_bytes"] == 3 * 1111
+        assert by_function(mine, "level3")["alloc_count"] == 3
+        assert by_function(mine, "cmp_alloc")["alloc_bytes"] == 77
+        assert by_function(mine, "on_usr2")["alloc_bytes"] == 33
+        for e in mine:
+            if e["frames"] and e["frames"][0]["symbol"] == "level3":
+                assert e["truncated"] is False
+                assert [f["symbol"] for f in e["frames"]][-1] == "_start"
+    assert t.p.pid not in names and not of_pid(rep, t.p.pid)
+    assert_no_probes_left()
+
+
+def test_comm_filter():
+    """--comm: only processes of that name, whatever else runs."""
+    t = Tracer("-a", "--comm", "nofp")
+    w, other = Waiter("wait", name="nofp"), Waiter(name="waiter")
+    try:
+        w.step("step1")
+        other.step("step1")
+        time.sleep(1.2)
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        w.close()
+        other.close()
+    assert rc == 0, err
+    rep = reps[-1]
+    assert {e["pid"] for e in rep["stacks"]} == {w.pid}
+    assert by_function(of_pid(rep, w.pid), "level3")["alloc_bytes"] == 3 * 1111
+
+
+def test_cgroup_filter(tmp_path):
+    """--cgroup: only processes in that cgroup (v2) or below."""
+    root = cgroup2_root()
+    group = os.path.join(root, f"memtrace-test-{os.getpid()}")
+    sub = os.path.join(group, "child")
+    os.makedirs(sub)
+    inside, outside = Waiter("wait", name="nofp"), Waiter("wait", name="nofp")
+    try:
+        with open(os.path.join(sub, "cgroup.procs"), "w") as f:
+            f.write(str(inside.pid))
+        t = Tracer("-a", "--cgroup", group)
+        inside.step("step1")
+        outside.step("step1")
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        inside.close()
+        outside.close()
+        time.sleep(0.1)
+        os.rmdir(sub)
+        os.rmdir(group)
+    assert rc == 0, err
+    rep = reps[-1]
+    assert {e["pid"] for e in rep["stacks"]} == {inside.pid}
+    assert by_function(of_pid(rep, inside.pid), "level3")["alloc_bytes"] == 3 * 1111
+
+
+@pytest.mark.parametrize("mode", ["-p", "-a"])
+def test_exec_releases_the_old_image(mode):
+    """A traced process execs: the blocks of its old image are released
+    (counted as frees), the new image's allocations are its own."""
+    w = Waiter(name="execer")
+    try:
+        t = Tracer("-v", *(["-p", str(w.pid)] if mode == "-p" else ["-a"]))
+        w.step("step1")  # before_exec: 5000 bytes
+        os.kill(w.pid, signal.SIGUSR1)  # exec nofp wait
+        assert w.p.stdout.readline().startswith("thread")
+        assert w.p.stdout.readline().strip() == "ready"
+        w.step("step1")
+        time.sleep(0.3)
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        w.close()
+    assert rc == 0, err
+    rep = reps[-1]
+    mine = of_pid(rep, w.pid)
+    old = by_function(mine, "before_exec")
+    assert (old["alloc_bytes"], old["outstanding_bytes"], old["free_count"]) == \
+        (5000, 0, 1), old
+    new = by_function(mine, "level3")
+    assert (new["alloc_bytes"], new["outstanding_bytes"]) == (3333, 3333)
+    assert f"PID {w.pid} exec'd" in err

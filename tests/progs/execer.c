@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * On SIGUSR1 allocates 5000 bytes in before_exec (kept), prints "step1";
+ * on the next, execs nofp (same directory) with "wait": the old image's
+ * block is gone with it, the new image allocates its own
+ * (tests/integration/test_system.py).
+ */
+#include <string.h>
+#include <unistd.h>
+#include "testprog.h"
+
+NOINLINE void before_exec(void)
+{
+	hold(malloc(5000));
+}
+
+int main(int argc, char **argv)
+{
+	char path[4096];
+	const char *slash = strrchr(argv[0], '/');
+
+	block_usr1();
+	printf("thread none\nready\n");
+	fflush(stdout);
+	wait_usr1();
+	before_exec();
+	printf("step1\n");
+	fflush(stdout);
+	wait_usr1();
+	snprintf(path, sizeof(path), "%.*s/nofp", slash ? (int)(slash - argv[0]) : 1,
+		 slash ? argv[0] : ".");
+	execl(path, "nofp", "wait", (char *)NULL);
+	return 1;
+}
