@@ -184,6 +184,14 @@ static int check_targets(struct app *a, char *cmd_path, size_t len)
 /* One line per hooked object, always; the offsets and sites with -v. */
 static void print_probes(pid_t pid, const char *lib, const struct mt_probe_info *info, int n)
 {
+	char shown[4096];
+	ssize_t len;
+
+	/* /proc/PID/map_files/...: say which file that is */
+	if (strstr(lib, "/map_files/") && (len = readlink(lib, shown, sizeof(shown) - 1)) > 0) {
+		shown[len] = 0;
+		lib = shown;
+	}
 	if (pid < 0)
 		fprintf(stderr, "memtrace: all processes: hooked");
 	else
@@ -744,10 +752,19 @@ static void refresh_all(struct app *a)
 
 		if (t->info.exited)
 			continue;
-		if (kill(t->info.pid, 0) && errno == ESRCH)
+		if (kill(t->info.pid, 0) && errno == ESRCH) {
 			target_gone(a, t);
-		else if (comm_selected(a, &t->info))
+		} else if (comm_selected(a, &t->info)) {
+			struct mt_paths files;
+
+			/* libraries mapped since (after exec: all of them) */
+			if (!mt_target__mapped_files(t->info.pid, &files)) {
+				for (size_t k = 0; k < files.n; k++)
+					attach_object(a, -1, files.v[k]);
+				mt_paths__clear(&files);
+			}
 			refresh(a, t);
+		}
 	}
 	if (scan_all(a, false) < 0)
 		fprintf(stderr, "memtrace: warning: cannot scan /proc for new processes\n");

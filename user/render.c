@@ -122,6 +122,8 @@ static void json_procs(struct mt_json *w, const struct mt_report *r)
 		mt_json__string(w, r->procs[i].comm);
 		mt_json__key(w, "exe");
 		mt_json__string(w, r->procs[i].exe[0] ? r->procs[i].exe : NULL);
+		mt_json__key(w, "cgroup");
+		mt_json__string(w, r->procs[i].cgroup[0] ? r->procs[i].cgroup : NULL);
 		mt_json__key(w, "exited");
 		mt_json__bool(w, r->procs[i].exited);
 		mt_json__end_object(w);

@@ -49,6 +49,7 @@ struct mt_proc {
 	pid_t pid;
 	char comm[32];
 	char exe[4096];
+	char cgroup[512];	/* cgroup v2 path ("0::" line), "" if unknown */
 	bool exited;
 };
 

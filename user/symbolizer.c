@@ -125,11 +125,9 @@ static int open_mapped(pid_t pid, const struct mt_map *m)
 
 	snprintf(p, sizeof(p), "/proc/%d/map_files/%llx-%llx", pid,
 		 (unsigned long long)m->start, (unsigned long long)m->end);
+	/* never by path inside the process's root: see target.h */
 	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		return fd;
-	snprintf(p, sizeof(p), "/proc/%d/root%s", pid, m->path);
-	return open(p, O_RDONLY | O_CLOEXEC);
+	return fd;
 }
 
 /* The binary (dev, ino), created with path and fd (taken) if new. */

@@ -73,6 +73,17 @@ void mt_target__proc_info(pid_t pid, struct mt_proc *p)
 		buf[n] = 0;
 		memcpy(p->exe, buf, n + 1);
 	}
+	/* the unified hierarchy's line: "0::/system.slice/x.service" */
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	if (read_small(path, buf, sizeof(buf)) > 0) {
+		char *l = strstr(buf, "0::");
+
+		if (l && (l == buf || l[-1] == '\n')) {
+			l += 3;
+			l[strcspn(l, "\n")] = 0;
+			snprintf(p->cgroup, sizeof(p->cgroup), "%s", l);
+		}
+	}
 }
 
 void mt_paths__clear(struct mt_paths *p)
@@ -119,7 +130,10 @@ int mt_target__mapped_files(pid_t pid, struct mt_paths *out)
 
 		if (!maps.v[i].x || !mt_map__is_file(&maps.v[i]) || maps.v[i].deleted)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, maps.v[i].path);
+		/* the mapped file itself: a path resolved in the process's root
+		 * could be a symlink a hostile container points at host files */
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
+			 (unsigned long long)maps.v[i].start, (unsigned long long)maps.v[i].end);
 		err = paths_add(out, path);
 		if (err == -ENOENT)
 			err = 0; /* replaced on disk meanwhile: skip */

@@ -21,8 +21,9 @@ struct mt_paths {
 
 void mt_paths__clear(struct mt_paths *p);
 /*
- * Every executable file pid maps (its program, libraries), as paths the
- * kernel can open (through /proc/PID/root). 0 or -errno.
+ * Every executable file pid maps (its program, libraries), as paths that
+ * open the mapped file itself (/proc/PID/map_files/START-END: nothing is
+ * resolved in the process's mount namespace). 0 or -errno.
  */
 int mt_target__mapped_files(pid_t pid, struct mt_paths *out);
 /*

@@ -128,3 +128,63 @@ def test_exec_releases_the_old_image(mode):
     new = by_function(mine, "level3")
     assert (new["alloc_bytes"], new["outstanding_bytes"]) == (3333, 3333)
     assert f"PID {w.pid} exec'd" in err
+
+
+def make_root(root):
+    """A minimal root filesystem: nofp, its plugin, and its own copies of
+    the dynamic loader and libc (other inodes than the host's)."""
+    import shutil
+    import subprocess
+    exe = os.path.join(PROGS, "nofp")
+    libs = [l.split("=>")[-1].split("(")[0].strip() for l in
+            subprocess.run(["ldd", exe], capture_output=True, text=True, check=True)
+            .stdout.splitlines() if "/" in l]
+    for lib in libs:
+        dst = os.path.join(root, lib.lstrip("/"))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(os.path.realpath(lib), dst)
+    shutil.copy2(exe, os.path.join(root, "nofp"))
+    shutil.copy2(os.path.join(PROGS, "libnofp_plugin.so"), os.path.join(root, "libnofp_plugin.so"))
+    return libs
+
+
+def test_container_own_root_and_libc(tmp_path):
+    """A process in its own mount namespace and root, with its own libc,
+    started after memtrace -a: its libc is found and hooked (opened as the
+    mapped file, never by a path inside its root), its numbers are exact,
+    its stacks symbolized, its PID the host's, its cgroup reported."""
+    import subprocess
+    root = str(tmp_path / "root")
+    libc = [l for l in make_root(root) if "libc.so" in l][0]
+    t = Tracer("-a", "-v")
+    p = subprocess.Popen(["unshare", "--mount", "chroot", root, "/nofp", "wait"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("thread")
+        assert p.stdout.readline().strip() == "ready"
+        # its libc: a file of its own, hooked when memtrace sees it mapped
+        line = wait_stderr(t.p, "hooked malloc")  # the host's was hooked at start
+        assert os.path.join(root, libc.lstrip("/")) in line, line
+        wait_stderr(t.p, "unwind table for " + os.path.join(root, libc.lstrip("/")))
+        os.kill(p.pid, signal.SIGUSR1)
+        assert p.stdout.readline().strip() == "step1"
+        time.sleep(1.2)
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        p.kill()
+        p.wait()
+    assert rc == 0, err
+    rep = reps[-1]
+    mine = of_pid(rep, p.pid)
+    level3 = by_function(mine, "level3")
+    assert (level3["alloc_bytes"], level3["alloc_count"]) == (3333, 3)
+    assert by_function(mine, "cmp_alloc")["alloc_bytes"] == 77
+    for e in mine:
+        if e["frames"] and e["frames"][0]["symbol"] == "level3":
+            assert e["frames"][0]["module"] == os.path.join(root, "nofp")
+            assert [f["symbol"] for f in e["frames"]][-1] == "_start"
+    [proc] = [x for x in rep["processes"] if x["pid"] == p.pid]
+    assert proc["comm"] == "nofp"
+    with open(f"/proc/self/cgroup") as f:
+        mine_cg = [l.strip()[3:] for l in f if l.startswith("0::")][0]
+    assert proc["cgroup"] == mine_cg  # inherited from the test

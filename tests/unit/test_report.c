@@ -16,7 +16,7 @@
 #define S 1000000000ULL
 
 static struct mt_proc procs[2] = {
-	{ .pid = 100, .comm = "app", .exe = "/usr/bin/app" },
+	{ .pid = 100, .comm = "app", .exe = "/usr/bin/app", .cgroup = "/system.slice/app.service" },
 	{ .pid = 200, .comm = "done", .exe = "/usr/bin/done", .exited = true },
 };
 
