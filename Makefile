@@ -31,7 +31,11 @@ override CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter 
 	-MMD -MP -Iinclude -Iuser -I$(BUILD) -DMT_VERSION='"$(VERSION) ($(GIT_REV))"'
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -D__bpf__ -Wall \
 	-Iinclude -Ivmlinux -MMD -MP
-LIBS := -lbpf -ldw -lelf -lz -liberty -lcapstone -lm
+# memtrace's own allocator is jemalloc, linked in: with -a the probes sit
+# in every process's C library, and memtrace's own malloc calls would trap
+# into them (and be filtered out only after paying the trap)
+LIBS := -lbpf -ldw -lelf -lz -liberty -lcapstone -lm -Wl,-Bstatic -ljemalloc_pic -Wl,-Bdynamic \
+	-lpthread -ldl
 
 # Pure modules: no BPF, no syscalls beyond stdio; linked into unit tests.
 PURE_SRCS := user/cli.c user/procmaps.c user/report.c user/render.c user/json_writer.c \

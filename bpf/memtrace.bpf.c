@@ -97,6 +97,17 @@ struct {
 	__uint(max_entries, 16 * 1024);
 } proc_events SEC(".maps");
 
+/* --max-allocs-per-process: live blocks per process (0: no limit) */
+const volatile __u64 max_allocs_per_proc = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __s64);
+} proc_live SEC(".maps");
+
 /* Global outstanding bytes and its high-water mark. */
 __u64 outstanding_bytes = 0;
 __u64 peak_bytes = 0;
@@ -740,6 +751,29 @@ static __always_inline void outstanding_add(__u64 size)
 }
 
 /* A tracked block went away: take it out of its stack's numbers. */
+/* Can tgid have one more live block (--max-allocs-per-process)? */
+static __always_inline bool proc_room(__u32 tgid)
+{
+	__s64 zero = 0, *n;
+
+	if (!max_allocs_per_proc)
+		return true;
+	n = bpf_map_lookup_elem(&proc_live, &tgid);
+	if (!n) {
+		bpf_map_update_elem(&proc_live, &tgid, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&proc_live, &tgid);
+	}
+	return !n || *n < (__s64)max_allocs_per_proc; /* map full: the global limit holds */
+}
+
+static __always_inline void proc_live_add(__u32 tgid, __s64 d)
+{
+	__s64 *n;
+
+	if (max_allocs_per_proc && (n = bpf_map_lookup_elem(&proc_live, &tgid)))
+		__sync_fetch_and_add(n, d);
+}
+
 static __always_inline void account_free(const struct mt_alloc *a)
 {
 	struct mt_stats_key k = { .tgid = a->owner, .stack_id = a->stack_id };
@@ -752,6 +786,7 @@ static __always_inline void account_free(const struct mt_alloc *a)
 		__sync_fetch_and_add(&st->free_count, a->count);
 	}
 	__sync_fetch_and_add(&outstanding_bytes, -a->size);
+	proc_live_add(a->owner, -1);
 }
 
 /* kind: 0 (malloc and friends), MT_STACK_KERNEL, MT_STACK_MMAP, MT_STACK_BRK */
@@ -778,6 +813,10 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	a.stack_id = capture_stack(ctx, kind);
 	if (a.stack_id == MT_STACK_IRQ)
 		return;
+	if (!proc_room(tgid)) {
+		count(MT_CNT_LOST_PROCESS_LIMIT, 1);
+		return;
+	}
 	a.ts_ns = bpf_ktime_get_ns();
 	err = bpf_map_update_elem(&allocs, &k, &a, BPF_NOEXIST);
 	if (err == -17) {
@@ -798,6 +837,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	}
 	stats_add(tgid, a.stack_id, a.size, a.count);
 	outstanding_add(a.size);
+	proc_live_add(tgid, 1);
 }
 
 /*
@@ -1135,6 +1175,32 @@ int BPF_PROG(proc_exec)
 	e->type = MT_PROC_EXEC;
 	e->ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->parent = 0;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* -a: a new process, told so that one too short-lived for a scan of
+ * /proc still gets its name in the report */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct mt_proc_event *e;
+
+	if (child->pid != child->tgid || !selected(parent->tgid))
+		return 0; /* a thread, or a process not traced */
+	e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		count(MT_CNT_LOST_PROC_EVENT, 1);
+		return 0;
+	}
+	e->tgid = child->tgid;
+	e->type = MT_PROC_FORK;
+	e->ts_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->parent = parent->tgid;
+	e->pad = 0;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -66,6 +66,7 @@ enum mt_counter {
 	MT_CNT_LOST_STACK_COLLISION, /* stack hash taken by other stacks: not stored */
 	MT_CNT_LOST_UNWIND_REQUEST, /* table request dropped (ring buffer full) */
 	MT_CNT_LOST_PROC_EVENT,	/* exec not told to userspace (ring buffer full) */
+	MT_CNT_LOST_PROCESS_LIMIT, /* over --max-allocs-per-process: not recorded */
 	MT_CNT__COUNT,
 };
 
@@ -211,13 +212,16 @@ struct mt_cfi_miss {
 /* Ring buffer message: something happened to a traced process. */
 enum mt_proc_event_type {
 	MT_PROC_EXEC = 1,
+	MT_PROC_FORK,		/* -a: a new process (not a thread) */
 };
 
 struct mt_proc_event {
 	__u32 tgid;
 	__u32 type;
 	__u64 ts_ns;		/* CLOCK_MONOTONIC */
-	char comm[16];		/* the new one */
+	char comm[16];		/* exec: the new name; fork: the parent's */
+	__u32 parent;		/* fork: the parent's tgid */
+	__u32 pad;
 };
 
 /* purge_process (a BPF_PROG_RUN program): release the user blocks tgid
@@ -244,7 +248,7 @@ _Static_assert(sizeof(struct mt_cfi_page) == 8, "mt_cfi_page layout");
 _Static_assert(sizeof(struct mt_cfi_key) == 16, "mt_cfi_key layout");
 _Static_assert(sizeof(struct mt_cfi_table) == 24, "mt_cfi_table layout");
 _Static_assert(sizeof(struct mt_cfi_miss) == 40, "mt_cfi_miss layout");
-_Static_assert(sizeof(struct mt_proc_event) == 32, "mt_proc_event layout");
+_Static_assert(sizeof(struct mt_proc_event) == 40, "mt_proc_event layout");
 _Static_assert(sizeof(struct mt_purge_args) == 24, "mt_purge_args layout");
 
 #endif /* MEMTRACE_H */

@@ -23,6 +23,7 @@ enum {
 	OPT_MMAP,
 	OPT_UNWIND,
 	OPT_COMM,
+	OPT_MAX_PER_PROC,
 	OPT_CGROUP,
 };
 
@@ -43,6 +44,7 @@ static const struct option long_opts[] = {
 	{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 	{ "max-allocs", required_argument, NULL, OPT_MAX_ALLOCS },
 	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
+	{ "max-allocs-per-process", required_argument, NULL, OPT_MAX_PER_PROC },
 	{ "probe-floor", no_argument, NULL, OPT_PROBE_FLOOR },
 	{ "sample-bytes", required_argument, NULL, OPT_SAMPLE_BYTES },
 	{ "kernel", no_argument, NULL, OPT_KERNEL },
@@ -140,6 +142,9 @@ const char *mt_cli__help(void)
 "Limits (every event that does not fit is counted under 'lost'):\n"
 "      --max-allocs N       live allocations tracked (default 1048576)\n"
 "      --max-stacks N       distinct stacks tracked (default 65536)\n"
+"      --max-allocs-per-process N\n"
+"                           live allocations tracked per process (default: only\n"
+"                           the global --max-allocs); more: 'process_limit'\n"
 "      --probe-floor        benchmarks only: attach empty programs at the same\n"
 "                           sites and record nothing (bench/, the probe floor)\n"
 "\n"
@@ -329,6 +334,9 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 		return 0;
 	case OPT_MAX_ALLOCS:
 		return count_opt("max-allocs", arg, 1, 1u << 28, &o->max_allocs, err, errlen);
+	case OPT_MAX_PER_PROC:
+		return count_opt("max-allocs-per-process", arg, 1, 1u << 28, &o->max_allocs_per_proc,
+				 err, errlen);
 	case OPT_MAX_STACKS:
 		return count_opt("max-stacks", arg, 1, 1u << 24, &o->max_stacks, err, errlen);
 	case 'v':

@@ -49,6 +49,7 @@ struct mt_opts {
 	uint32_t max_depth;
 	uint64_t max_allocs;
 	uint64_t max_stacks;
+	uint64_t max_allocs_per_proc; /* 0: no limit */
 	bool probe_floor;
 	uint64_t sample_bytes;	/* 0: record every allocation */
 	bool kernel;		/* --kernel */

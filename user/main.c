@@ -37,6 +37,7 @@
 
 struct target {
 	struct mt_proc info;
+	bool dropped;		/* -a: exited, reported, forgotten */
 	int pidfd;		/* -p targets: readable on exit; else -1 */
 };
 
@@ -770,14 +771,40 @@ static void refresh_all(struct app *a)
 		fprintf(stderr, "memtrace: warning: cannot scan /proc for new processes\n");
 }
 
+/* -a: a new process; it has its parent's name, program and mappings. */
+static void on_fork(struct app *a, pid_t tgid, pid_t parent, const char *comm)
+{
+	struct target *t = find_target(a, tgid), *p;
+
+	if (t && !t->info.exited)
+		return; /* seen already */
+	if (t)
+		mt_pairmap__put(a->by_pid, (uint64_t)tgid, 0, -1);
+	t = add_target(a, tgid);
+	p = find_target(a, parent); /* after add_target: it may move the array */
+	if (p)
+		t->info = p->info;
+	t->info.pid = tgid;
+	t->info.exited = false;
+	snprintf(t->info.comm, sizeof(t->info.comm), "%s", comm);
+	mt_target__proc_info(tgid, &t->info);
+	mt_symbolizer__add_process(a->sym, tgid);
+}
+
 /* A traced process exec'd: its old image's blocks are released (as
  * frees), and what it maps now is read again. */
-static void on_exec(void *ctx, pid_t tgid, uint64_t ts_ns, const char *comm)
+static void on_exec(void *ctx, pid_t tgid, uint64_t ts_ns, const char *comm, pid_t parent)
 {
 	struct app *a = ctx;
 	struct target *t = find_target(a, tgid);
 	uint64_t purged = 0;
-	int err = mt_tracer__purge(a->tracer, tgid, ts_ns, &purged);
+	int err;
+
+	if (parent > 0) {
+		on_fork(a, tgid, parent, comm);
+		return;
+	}
+	err = mt_tracer__purge(a->tracer, tgid, ts_ns, &purged);
 
 	if (a->o.all && (!t || t->info.exited)) {
 		/* -a: a process seen first here, maybe short-lived: its name now,
@@ -809,6 +836,25 @@ static void on_exec(void *ctx, pid_t tgid, uint64_t ts_ns, const char *comm)
 		}
 	}
 	refresh(a, t);
+}
+
+/* -a: a process that exited has had its final numbers in the report just
+ * printed; its state goes, so memory stays bounded and a reused PID
+ * starts clean. */
+static void drop_reported(struct app *a)
+{
+	for (int i = 0; i < a->ntargets; i++) {
+		struct target *t = &a->targets[i];
+		int err;
+
+		if (!t->info.exited || t->dropped)
+			continue;
+		err = mt_tracer__drop_process(a->tracer, t->info.pid);
+		if (err)
+			fprintf(stderr, "memtrace: warning: forgetting exited PID %d failed: %s\n",
+				t->info.pid, strerror(-err));
+		t->dropped = true;
+	}
 }
 
 static void serve_unwind(struct app *a)
@@ -894,6 +940,8 @@ static int run(struct app *a)
 			break;
 		if (next_report && now_s() >= next_report) {
 			report(a, false);
+			if (a->o.all)
+				drop_reported(a);
 			next_report += a->o.interval_s;
 		}
 	}
@@ -1007,6 +1055,7 @@ int main(int argc, char **argv)
 		.min_size = a->o.min_size, .max_size = a->o.max_size,
 		.max_depth = a->o.max_depth, .max_allocs = a->o.max_allocs,
 		.max_stacks = a->o.max_stacks, .probe_floor = a->o.probe_floor,
+		.max_allocs_per_proc = a->o.max_allocs_per_proc,
 		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
 		.unwind_fp = a->o.unwind_fp,
 		.all = a->o.all, .self = getpid(),

@@ -17,6 +17,7 @@ const char *const mt_lost_names[MT_CNT__COUNT - MT_CNT__EVENTS] = {
 	[MT_CNT_LOST_STACK_COLLISION - MT_CNT__EVENTS] = "stack_collision",
 	[MT_CNT_LOST_UNWIND_REQUEST - MT_CNT__EVENTS] = "unwind_request_dropped",
 	[MT_CNT_LOST_PROC_EVENT - MT_CNT__EVENTS] = "exec_event_dropped",
+	[MT_CNT_LOST_PROCESS_LIMIT - MT_CNT__EVENTS] = "process_limit",
 };
 
 const char *mt_stack_kind(uint64_t stack_id)

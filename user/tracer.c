@@ -244,6 +244,7 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	if (o->stack_hash_mask)
 		t->skel->rodata->stack_hash_mask = o->stack_hash_mask;
 	t->skel->rodata->self_tgid = o->self;
+	bpf_program__set_autoload(t->skel->progs.proc_fork, o->all);
 	t->skel->rodata->trace_all = o->all;
 	t->skel->rodata->filter_comm = o->ncomms > 0;
 	t->skel->rodata->filter_cgroup = o->cgroup_fd >= 0;
@@ -251,6 +252,7 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
 	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);
+	t->skel->rodata->max_allocs_per_proc = o->max_allocs_per_proc;
 	t->enter_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.alloc_enter;
 	t->return_prog = o->probe_floor ? t->skel->progs.floor_return : t->skel->progs.alloc_return;
 	err = memtrace_bpf__load(t->skel);
@@ -275,7 +277,8 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 		}
 	}
 	t->events = ring_buffer__new(bpf_map__fd(t->skel->maps.proc_events), on_event, t, NULL);
-	if (!t->events || (err = attach_tp(t, t->skel->progs.proc_exec))) {
+	if (!t->events || (err = attach_tp(t, t->skel->progs.proc_exec)) ||
+	    (o->all && (err = attach_tp(t, t->skel->progs.proc_fork)))) {
 		err = err ? err : -errno;
 		goto cleanup;
 	}
@@ -313,11 +316,12 @@ static int on_event(void *ctx, void *data, size_t len)
 	struct mt_tracer *t = ctx;
 	const struct mt_proc_event *e = data;
 
-	if (len >= sizeof(*e) && e->type == MT_PROC_EXEC && t->exec_cb) {
+	if (len >= sizeof(*e) && t->exec_cb) {
 		char comm[17] = {};
 
 		memcpy(comm, e->comm, sizeof(e->comm));
-		t->exec_cb(t->exec_ctx, (pid_t)e->tgid, e->ts_ns, comm);
+		t->exec_cb(t->exec_ctx, (pid_t)e->tgid, e->ts_ns, comm,
+			   e->type == MT_PROC_FORK ? (pid_t)e->parent : 0);
 	}
 	return 0;
 }
@@ -343,6 +347,30 @@ int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint64_t before_ns, uint64
 
 	*purged = args.purged;
 	return err ? -errno : 0;
+}
+
+int mt_tracer__drop_process(struct mt_tracer *t, pid_t tgid)
+{
+	int fd = bpf_map__fd(t->skel->maps.stats);
+	struct mt_stats_key k, next, *prev = NULL;
+	uint64_t purged;
+	__u32 key = tgid;
+	int err = mt_tracer__purge(t, tgid, UINT64_MAX, &purged);
+
+	if (err)
+		return err;
+	/* its stacks' totals: walk the keys, delete the process's (deleting
+	 * the current key would restart the walk: delete one step behind) */
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		if (prev && prev->tgid == (__u32)tgid)
+			bpf_map_delete_elem(fd, prev);
+		k = next;
+		prev = &k;
+	}
+	if (prev && prev->tgid == (__u32)tgid)
+		bpf_map_delete_elem(fd, prev);
+	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.proc_live), &key);
+	return 0;
 }
 
 struct mt_unwind *mt_tracer__unwind(struct mt_tracer *t)

@@ -188,3 +188,72 @@ def test_container_own_root_and_libc(tmp_path):
     with open(f"/proc/self/cgroup") as f:
         mine_cg = [l.strip()[3:] for l in f if l.startswith("0::")][0]
     assert proc["cgroup"] == mine_cg  # inherited from the test
+
+
+def test_fork_keeps_parent_and_child_apart():
+    """-a: a child's allocations are its own; its free of a block it
+    inherited does not touch the parent's numbers (counted as
+    free_untracked)."""
+    t = Tracer("-a", "-v")
+    w = Waiter(name="forker")
+    try:
+        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "forker"))
+        os.kill(w.pid, signal.SIGUSR1)
+        line = w.p.stdout.readline().split()
+        assert line[0] == "step1", line
+        child = int(line[1])
+        time.sleep(1.2)
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        w.close()
+    assert rc == 0, err
+    rep = reps[-1]
+    parent = by_function(of_pid(rep, w.pid), "parent_alloc")
+    assert (parent["alloc_bytes"], parent["alloc_count"], parent["outstanding_bytes"],
+            parent["free_count"]) == (1700, 11, 1700, 0), parent
+    kid = by_function(of_pid(rep, child), "child_alloc")
+    assert (kid["alloc_bytes"], kid["alloc_count"], kid["outstanding_bytes"]) == (1500, 5, 1500)
+    # gone before any scan of /proc: named from its fork
+    assert [p["comm"] for p in rep["processes"] if p["pid"] == child] == ["forker"]
+    assert not by_function(of_pid(rep, child), "parent_alloc")["alloc_count"]
+    assert rep["lost"]["free_untracked"] >= 1
+
+
+def test_exited_process_reported_then_forgotten(tmp_path):
+    """-a with -i: a process that exits has its final numbers in the next
+    report (as exited), then its state is dropped from later ones."""
+    # reports to a file: -a's reports are large, a pipe nobody reads fills
+    t = Tracer("-a", "-v", "-i", "0.5", out=str(tmp_path / "r.json"))
+    w = Waiter(name="forker")
+    try:
+        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "forker"))
+        os.kill(w.pid, signal.SIGUSR1)
+        child = int(w.p.stdout.readline().split()[1])
+        time.sleep(2.5)  # a scan notices the child gone, a report, a drop
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        w.close()
+    assert rc == 0, err
+    seen = [r for r in reps if of_pid(r, child)]
+    assert seen, "the child never appeared"
+    last = seen[-1]
+    assert [p for p in last["processes"] if p["pid"] == child][0]["exited"] is True
+    assert by_function(of_pid(last, child), "child_alloc")["outstanding_bytes"] == 1500
+    assert not of_pid(reps[-1], child), "dropped after its exit was reported"
+
+
+def test_per_process_limit():
+    """--max-allocs-per-process: blocks beyond the limit are not recorded,
+    and are counted."""
+    w = Waiter("wait", name="nofp")
+    try:
+        t = Tracer("-p", str(w.pid), "--max-allocs-per-process", "2")
+        w.step("step1")  # 3 x level3, cmp_alloc, on_usr2: 5 blocks, none freed
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        w.close()
+    assert rc == 0, err
+    rep = reps[-1]
+    assert rep["totals"]["outstanding_count"] == 2
+    assert by_function(rep["stacks"], "level3")["alloc_count"] == 2
+    assert rep["lost"]["process_limit"] == 3
