@@ -137,7 +137,7 @@ $(BUILD)/tests/fixtures/cfi_sample_debug.so: tests/fixtures/cfi_sample.S $(DEPS_
 
 # libFuzzer on the CFI reader (make fuzz FUZZ_SECONDS=N; CI runs a short one)
 FUZZ_SECONDS ?= 600
-$(BUILD)/tests/fuzz_cfi: tests/fuzz/fuzz_cfi.c user/cfi.c user/strutil.c $(DEPS_STAMP)
+$(BUILD)/tests/fuzz_cfi: tests/fuzz/fuzz_cfi.c user/cfi.c user/strutil.c user/pairmap.c $(DEPS_STAMP)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -fsanitize=fuzzer,address,undefined \

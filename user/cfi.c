@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * CFI to unwind rows. libdw interprets the CFA programs (CIE initial
- * instructions, remember/restore state, ...): for each function we ask it
- * for the frame at the function's start, take the rule it gives for the
- * range [start, end), and go on from end until the function is done.
- * Rules the BPF unwinder cannot follow become MT_CFA_NONE rows, where it
- * falls back to frame pointers.
+ * CFI to unwind rows. libdw splits the section into CIEs and FDEs
+ * (dwarf_next_cfi); the CFA programs are run here, tracking only what a
+ * row holds (the CFA rule, rbp's and the return address's rules), in one
+ * pass per function: bounded work and memory whatever the input (libdw's
+ * own interpreter can be made to allocate gigabytes by one register
+ * number: found by fuzzing). Rules the BPF unwinder cannot follow become
+ * MT_CFA_NONE rows, where it falls back to frame pointers.
  */
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -14,75 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cfi.h"
+#include "pairmap.h"
 #include "strutil.h"
 
 /* DWARF register numbers, x86-64 psABI */
 #define REG_RBP 6
 #define REG_RSP 7
 #define REG_RA 16
-
-struct addrs {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static int addrs_push(struct addrs *a, uint64_t x)
-{
-	return mt_grow((void **)&a->v, &a->cap, a->n + 1, sizeof(*a->v)) ? -ENOMEM :
-	       (a->v[a->n++] = x, 0);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int32_t get_s32(const uint8_t *p)
-{
-	int32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/*
- * Function starts from .eh_frame_hdr's search table: (initial location,
- * FDE) pairs, datarel sdata4 from the header, which every linker writes.
- */
-static int starts_from_hdr(Elf *elf, struct addrs *out)
-{
-	size_t nph;
-
-	if (elf_getphdrnum(elf, &nph))
-		return -ENODATA;
-	for (size_t i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-		Elf_Data *d;
-		const uint8_t *p;
-		uint32_t count;
-
-		if (!gelf_getphdr(elf, i, &ph) || ph.p_type != PT_GNU_EH_FRAME)
-			continue;
-		d = elf_getdata_rawchunk(elf, ph.p_offset, ph.p_filesz, ELF_T_BYTE);
-		/* version 1; fde_count udata4; table datarel|sdata4 */
-		if (!d || d->d_size < 12)
-			return -ENODATA;
-		p = d->d_buf;
-		if (p[0] != 1 || p[2] != (DW_EH_PE_udata4) || p[3] != (DW_EH_PE_datarel | DW_EH_PE_sdata4) ||
-		    (p[1] & 0x0f) != DW_EH_PE_sdata4)
-			return -ENODATA;
-		memcpy(&count, p + 8, sizeof(count));
-		if ((uint64_t)count * 8 > d->d_size - 12)
-			return -ENODATA;
-		for (uint32_t k = 0; k < count; k++)
-			if (addrs_push(out, ph.p_vaddr + (int64_t)get_s32(p + 12 + 8 * k)))
-				return -ENOMEM;
-		return 0;
-	}
-	return -ENODATA;
-}
 
 static Elf_Scn *find_section(Elf *elf, const char *want, GElf_Shdr *sh)
 {
@@ -179,116 +118,318 @@ static bool read_ptr(const uint8_t *p, const uint8_t *end, uint8_t enc, uint64_t
 	return true;
 }
 
-/*
- * Function starts by walking the CIEs and FDEs of .eh_frame (no search
- * table: e.g. static programs linked without --eh-frame-hdr) or
- * .debug_frame (absolute addresses).
- */
-static int starts_from_section(Elf *elf, const char *section, struct addrs *out)
+/* ---- a CFA program interpreter: only what the rows need ---------------- */
+
+/* How the caller finds a register, as far as the rows care. */
+enum how { H_SAME, H_UNDEF, H_OFFSET, H_OTHER };
+
+struct rule {
+	uint8_t how;
+	int64_t off;		/* H_OFFSET: saved at CFA + off */
+};
+
+struct cfa_state {
+	uint8_t cfa_how;	/* C_REG, C_PLT, C_OTHER */
+	uint64_t cfa_reg;
+	int64_t cfa_off;	/* C_REG: offset; C_PLT: threshold */
+	struct rule rbp, ra;
+};
+
+enum { C_REG, C_PLT, C_OTHER };
+
+struct cie_info {
+	const uint8_t *insns, *end;
+	uint64_t caf;		/* code alignment factor */
+	int64_t daf;		/* data alignment factor */
+	uint64_t ra_reg;
+	int fde_enc;
+	bool signal, z;
+	struct cfa_state init;	/* after the initial instructions */
+};
+
+struct cursor {
+	const uint8_t *p, *end;
+	bool bad;
+};
+
+static uint64_t uleb(struct cursor *c)
 {
-	const unsigned char *ident = (const unsigned char *)elf_getident(elf, NULL);
-	bool eh = !strcmp(section, ".eh_frame");
-	Dwarf_Off off = 0, next;
-	GElf_Shdr sh;
-	Elf_Scn *scn = find_section(elf, section, &sh);
-	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
+	uint64_t v = 0;
+	unsigned shift = 0;
 
-	if (!ident || !d)
-		return -ENODATA;
-	for (;;) {
-		Dwarf_CFI_Entry e;
-		int r = dwarf_next_cfi(ident, d, eh, off, &next, &e);
+	while (c->p < c->end) {
+		uint8_t b = *c->p++;
 
-		if (r > 0)
-			break;
-		if (r == 0 && !dwarf_cfi_cie_p(&e)) {
-			Dwarf_CFI_Entry cie;
-			Dwarf_Off cnext;
-			const uint8_t *p = e.fde.start, *end = e.fde.end;
-			uint64_t a;
-			int enc = DW_EH_PE_absptr;
+		if (shift < 64)
+			v |= (uint64_t)(b & 0x7f) << shift;
+		shift += 7;
+		if (!(b & 0x80))
+			return v;
+	}
+	c->bad = true;
+	return 0;
+}
 
-			if (eh) {
-				enc = -1;
-				if (!dwarf_next_cfi(ident, d, eh, e.fde.CIE_pointer, &cnext, &cie) &&
-				    dwarf_cfi_cie_p(&cie))
-					enc = fde_encoding(&cie.cie);
-			}
-			if (enc >= 0 && read_ptr(p, end, (uint8_t)enc,
-						 sh.sh_addr + (uint64_t)(p - (const uint8_t *)d->d_buf),
-						 &a) && a && addrs_push(out, a))
-				return -ENOMEM;
+static int64_t sleb(struct cursor *c)
+{
+	int64_t v = 0;
+	unsigned shift = 0;
+	uint8_t b = 0;
+
+	while (c->p < c->end) {
+		b = *c->p++;
+		if (shift < 64)
+			v |= (int64_t)((uint64_t)(b & 0x7f) << shift);
+		shift += 7;
+		if (!(b & 0x80)) {
+			if (shift < 64 && (b & 0x40))
+				v |= -((int64_t)1 << shift);
+			return v;
 		}
-		if (next == (Dwarf_Off)-1 || next <= off)
-			break;
-		off = next;
 	}
-	return out->n ? 0 : -ENODATA;
+	c->bad = true;
+	return 0;
 }
 
-/* binutils' .plt rule: CFA = rsp + 8 + ((rip & 15) >= N) << 3 */
-static int plt_threshold(const Dwarf_Op *o, size_t n)
+static uint64_t fixed(struct cursor *c, size_t n)
 {
-	if (n != 9 || o[0].atom != DW_OP_breg7 || o[0].number != 8 ||
-	    o[1].atom != DW_OP_breg16 || o[1].number != 0 || o[2].atom != DW_OP_lit15 ||
-	    o[3].atom != DW_OP_and || o[4].atom < DW_OP_lit0 || o[4].atom > DW_OP_lit15 ||
-	    o[5].atom != DW_OP_ge || o[6].atom != DW_OP_lit3 || o[7].atom != DW_OP_shl ||
-	    o[8].atom != DW_OP_plus)
+	uint64_t v = 0;
+
+	if ((size_t)(c->end - c->p) < n) {
+		c->bad = true;
+		return 0;
+	}
+	memcpy(&v, c->p, n);
+	c->p += n;
+	return v;
+}
+
+static void skip(struct cursor *c, uint64_t n)
+{
+	if ((uint64_t)(c->end - c->p) < n) {
+		c->bad = true;
+		c->p = c->end;
+	} else {
+		c->p += n;
+	}
+}
+
+/* binutils' .plt rule: CFA = rsp + 8 + ((rip & 15) >= N) << 3, as bytes */
+static int plt_threshold(const uint8_t *e, uint64_t len)
+{
+	static const uint8_t head[] = { DW_OP_breg7, 8, DW_OP_breg16, 0, DW_OP_lit15, DW_OP_and };
+	static const uint8_t tail[] = { DW_OP_ge, DW_OP_lit3, DW_OP_shl, DW_OP_plus };
+
+	if (len != sizeof(head) + 1 + sizeof(tail) || memcmp(e, head, sizeof(head)) ||
+	    e[6] < DW_OP_lit0 || e[6] > DW_OP_lit15 || memcmp(e + 7, tail, sizeof(tail)))
 		return -1;
-	return o[4].atom - DW_OP_lit0;
+	return e[6] - DW_OP_lit0;
 }
 
-/* A register saved at CFA + off: DW_OP_call_frame_cfa, DW_OP_plus_uconst off */
-static bool saved_at(const Dwarf_Op *o, size_t n, int64_t *off)
+static struct rule *rule_of(struct cfa_state *s, const struct cie_info *ci, uint64_t reg)
 {
-	if (n == 1 && o[0].atom == DW_OP_call_frame_cfa) {
-		*off = 0;
-		return true;
-	}
-	if (n != 2 || o[0].atom != DW_OP_call_frame_cfa || o[1].atom != DW_OP_plus_uconst)
-		return false;
-	*off = (int64_t)o[1].number;
-	return true;
+	return reg == REG_RBP ? &s->rbp : reg == ci->ra_reg ? &s->ra : NULL;
 }
 
-static struct mt_cfi_row classify(Dwarf_Frame *f, bool signal, uint64_t pc)
+#define MAX_REMEMBER 8
+
+/*
+ * Run instructions from c on s, stopping after an advance: returns the
+ * new location's delta in code units (0: instructions exhausted), with
+ * *more set while there are instructions left. Bad input sets c->bad.
+ */
+static uint64_t run_to_advance(struct cursor *c, struct cfa_state *s, const struct cie_info *ci,
+			       struct cfa_state *stack, int *depth, bool *more, uint64_t *set_loc,
+			       uint64_t insn_vaddr_base, const uint8_t *sec_base, bool eh)
+{
+	while (c->p < c->end && !c->bad) {
+		uint8_t op = *c->p++, lo = op & 0x3f;
+		uint64_t reg, n;
+		struct rule *r;
+
+		switch (op >> 6) {
+		case 1: /* advance_loc */
+			*more = true;
+			return lo;
+		case 2: /* offset */
+			n = uleb(c);
+			if ((r = rule_of(s, ci, lo)))
+				*r = (struct rule){ H_OFFSET, (int64_t)n * ci->daf };
+			continue;
+		case 3: /* restore */
+			if ((r = rule_of(s, ci, lo)))
+				*r = *rule_of((struct cfa_state *)&ci->init, ci, lo);
+			continue;
+		}
+		switch (op) {
+		case DW_CFA_nop:
+		case DW_CFA_GNU_args_size:
+			if (op == DW_CFA_GNU_args_size)
+				uleb(c);
+			break;
+		case DW_CFA_set_loc: {
+			uint64_t a;
+
+			if (!read_ptr(c->p, c->end, (uint8_t)ci->fde_enc,
+				      insn_vaddr_base + (uint64_t)(c->p - sec_base), &a)) {
+				c->bad = true;
+				break;
+			}
+			skip(c, enc_size((uint8_t)ci->fde_enc));
+			*set_loc = a;
+			*more = true;
+			return 0;
+		}
+		case DW_CFA_advance_loc1:
+			*more = true;
+			return fixed(c, 1);
+		case DW_CFA_advance_loc2:
+			*more = true;
+			return fixed(c, 2);
+		case DW_CFA_advance_loc4:
+			*more = true;
+			return fixed(c, 4);
+		case DW_CFA_offset_extended:
+			reg = uleb(c);
+			n = uleb(c);
+			if ((r = rule_of(s, ci, reg)))
+				*r = (struct rule){ H_OFFSET, (int64_t)n * ci->daf };
+			break;
+		case DW_CFA_offset_extended_sf:
+			reg = uleb(c);
+			if ((r = rule_of(s, ci, reg)))
+				*r = (struct rule){ H_OFFSET, sleb(c) * ci->daf };
+			else
+				sleb(c);
+			break;
+		case DW_CFA_GNU_negative_offset_extended:
+			reg = uleb(c);
+			n = uleb(c);
+			if ((r = rule_of(s, ci, reg)))
+				*r = (struct rule){ H_OFFSET, -(int64_t)n * ci->daf };
+			break;
+		case DW_CFA_restore_extended:
+			reg = uleb(c);
+			if ((r = rule_of(s, ci, reg)))
+				*r = *rule_of((struct cfa_state *)&ci->init, ci, reg);
+			break;
+		case DW_CFA_undefined:
+		case DW_CFA_same_value:
+			reg = uleb(c);
+			if ((r = rule_of(s, ci, reg)))
+				*r = (struct rule){ op == DW_CFA_undefined ? H_UNDEF : H_SAME, 0 };
+			break;
+		case DW_CFA_register:
+			reg = uleb(c);
+			uleb(c);
+			if ((r = rule_of(s, ci, reg)))
+				*r = (struct rule){ H_OTHER, 0 };
+			break;
+		case DW_CFA_remember_state:
+			if (*depth >= MAX_REMEMBER) {
+				c->bad = true;
+				break;
+			}
+			stack[(*depth)++] = *s;
+			break;
+		case DW_CFA_restore_state:
+			if (*depth <= 0) {
+				c->bad = true;
+				break;
+			}
+			/* the whole row, CFA included, as GCC's unwinder and libdw
+			 * do */
+			*s = stack[--(*depth)];
+			break;
+		case DW_CFA_def_cfa:
+			s->cfa_reg = uleb(c);
+			s->cfa_off = (int64_t)uleb(c);
+			s->cfa_how = C_REG;
+			break;
+		case DW_CFA_def_cfa_sf:
+			s->cfa_reg = uleb(c);
+			s->cfa_off = sleb(c) * ci->daf;
+			s->cfa_how = C_REG;
+			break;
+		case DW_CFA_def_cfa_register:
+			s->cfa_reg = uleb(c);
+			if (s->cfa_how != C_REG) /* keeps the offset of a register rule */
+				s->cfa_how = C_OTHER;
+			break;
+		case DW_CFA_def_cfa_offset:
+			s->cfa_off = (int64_t)uleb(c);
+			if (s->cfa_how == C_PLT)
+				s->cfa_how = C_OTHER;
+			break;
+		case DW_CFA_def_cfa_offset_sf:
+			s->cfa_off = sleb(c) * ci->daf;
+			if (s->cfa_how == C_PLT)
+				s->cfa_how = C_OTHER;
+			break;
+		case DW_CFA_def_cfa_expression: {
+			uint64_t len = uleb(c);
+			int plt = c->bad || (uint64_t)(c->end - c->p) < len ? -1 :
+				  plt_threshold(c->p, len);
+
+			skip(c, len);
+			s->cfa_how = plt >= 0 ? C_PLT : C_OTHER;
+			s->cfa_off = plt;
+			break;
+		}
+		case DW_CFA_expression:
+		case DW_CFA_val_expression:
+			reg = uleb(c);
+			skip(c, uleb(c));
+			if ((r = rule_of(s, ci, reg)))
+				*r = (struct rule){ H_OTHER, 0 };
+			break;
+		case DW_CFA_val_offset:
+		case DW_CFA_val_offset_sf:
+			reg = uleb(c);
+			if (op == DW_CFA_val_offset)
+				uleb(c);
+			else
+				sleb(c);
+			if ((r = rule_of(s, ci, reg)))
+				*r = (struct rule){ H_OTHER, 0 };
+			break;
+		default: /* unknown: nothing after it can be trusted */
+			c->bad = true;
+			break;
+		}
+	}
+	*more = false;
+	return 0;
+}
+
+static struct mt_cfi_row classify(const struct cfa_state *s, bool signal, uint64_t pc)
 {
 	struct mt_cfi_row r = { .pc = (uint32_t)pc, .kind = MT_CFA_NONE };
-	Dwarf_Op mem[3], *ops;
-	size_t n;
-	int64_t off;
-	int plt;
 
 	if (signal) {
 		r.kind = MT_CFA_SIGNAL;
 		return r;
 	}
-	if (dwarf_frame_register(f, REG_RA, mem, &ops, &n))
-		return r;
-	if (n == 0 && ops) {
+	if (s->ra.how == H_UNDEF) {
 		r.kind = MT_CFA_END; /* return address undefined: _start, thread start */
 		return r;
 	}
-	if (!saved_at(ops, n, &off) || off != -8)
+	if (s->ra.how != H_OFFSET || s->ra.off != -8)
 		return r;
-	if (dwarf_frame_register(f, REG_RBP, mem, &ops, &n))
-		return r;
-	if (n == 0)
-		r.rbp_off = ops ? MT_RBP_UNDEF : MT_RBP_SAME;
-	else if (saved_at(ops, n, &off) && off % 8 == 0 && off / 8 > MT_RBP_UNDEF && off < 0)
-		r.rbp_off = (int8_t)(off / 8);
+	if (s->rbp.how == H_SAME)
+		r.rbp_off = MT_RBP_SAME;
+	else if (s->rbp.how == H_OFFSET && s->rbp.off % 8 == 0 && s->rbp.off < 0 &&
+		 s->rbp.off / 8 > MT_RBP_UNDEF)
+		r.rbp_off = (int8_t)(s->rbp.off / 8);
 	else
 		r.rbp_off = MT_RBP_UNDEF;
-	if (dwarf_frame_cfa(f, &ops, &n))
-		return r;
-	if (n == 1 && ops[0].atom == DW_OP_bregx &&
-	    (ops[0].number == REG_RSP || ops[0].number == REG_RBP) &&
-	    (int64_t)ops[0].number2 >= 0 && ops[0].number2 <= UINT16_MAX) {
-		r.kind = ops[0].number == REG_RSP ? MT_CFA_RSP : MT_CFA_RBP;
-		r.cfa_off = (uint16_t)ops[0].number2;
-	} else if ((plt = plt_threshold(ops, n)) >= 0) {
+	if (s->cfa_how == C_REG && (s->cfa_reg == REG_RSP || s->cfa_reg == REG_RBP) &&
+	    s->cfa_off >= 0 && s->cfa_off <= UINT16_MAX) {
+		r.kind = s->cfa_reg == REG_RSP ? MT_CFA_RSP : MT_CFA_RBP;
+		r.cfa_off = (uint16_t)s->cfa_off;
+	} else if (s->cfa_how == C_PLT) {
 		r.kind = MT_CFA_PLT;
-		r.cfa_off = (uint16_t)plt;
+		r.cfa_off = (uint16_t)s->cfa_off;
 		r.rbp_off = MT_RBP_SAME;
 	}
 	return r;
@@ -298,6 +439,8 @@ static int emit(struct mt_cfi *c, size_t *cap, struct mt_cfi_row r)
 {
 	struct mt_cfi_row *last = c->nrows ? &c->rows[c->nrows - 1] : NULL;
 
+	if (last && r.pc < last->pc)
+		return 0; /* overlapping functions (bad input): the first wins */
 	if (last && last->pc == r.pc) {
 		*last = r; /* a zero-length range: the later rule wins */
 		if (c->nrows > 1) {
@@ -317,34 +460,164 @@ static int emit(struct mt_cfi *c, size_t *cap, struct mt_cfi_row r)
 	return 0;
 }
 
-/* One function from start, until limit or the end of its FDE. */
-static int walk_fde(Dwarf_CFI *cfi, uint64_t start, uint64_t limit, struct mt_cfi *c, size_t *cap)
+/* One function: [start, end) (clipped to limit), its CIE, instructions. */
+struct fde_info {
+	uint64_t start, end;
+	const uint8_t *insns, *insns_end;
+	uint32_t cie;		/* index into the CIE array */
+};
+
+static int walk_fde(const struct fde_info *f, const struct cie_info *ci, uint64_t limit,
+		    uint64_t sec_vaddr, const uint8_t *sec_base, bool eh, struct mt_cfi *c,
+		    size_t *cap)
 {
-	uint64_t pc = start;
+	struct cfa_state s = ci->init, stack[MAX_REMEMBER];
+	struct cursor cur = { f->insns, f->insns_end, false };
+	uint64_t loc = f->start, end = f->end < limit ? f->end : limit;
+	int depth = 0, err;
+	bool more = true;
 
-	while (pc < limit && pc <= UINT32_MAX) {
+	while (more && loc < end && loc <= UINT32_MAX) {
+		uint64_t set = UINT64_MAX;
+		uint64_t delta = run_to_advance(&cur, &s, ci, stack, &depth, &more, &set, sec_vaddr,
+						sec_base, eh);
+		uint64_t next = set != UINT64_MAX ? set : loc + delta * ci->caf;
 		struct mt_cfi_row r;
-		Dwarf_Frame *f;
-		Dwarf_Addr s, e;
-		bool signal;
 
-		if (dwarf_cfi_addrframe(cfi, pc, &f))
-			break;
-		if (dwarf_frame_info(f, &s, &e, &signal) < 0 || e <= pc) {
-			free(f);
-			break;
+		if (cur.bad) {
+			c->unsupported++;
+			break; /* stop here: NONE from loc on */
 		}
-		r = classify(f, signal, pc);
-		free(f);
+		if (more && next <= loc && set == UINT64_MAX)
+			continue; /* advance by 0 */
+		r = classify(&s, ci->signal, loc);
 		c->unsupported += r.kind == MT_CFA_NONE;
-		if (emit(c, cap, r))
-			return -ENOMEM;
-		pc = e;
+		if ((err = emit(c, cap, r)))
+			return err;
+		if (!more)
+			loc = end;
+		else
+			loc = next > loc ? next : loc;
 	}
+	if (cur.bad && loc < end && loc <= UINT32_MAX)
+		return emit(c, cap, (struct mt_cfi_row){ .pc = (uint32_t)loc, .kind = MT_CFA_NONE });
 	/* past the function: no rule until the next one starts */
-	if (pc < limit && pc <= UINT32_MAX)
-		return emit(c, cap, (struct mt_cfi_row){ .pc = (uint32_t)pc, .kind = MT_CFA_NONE });
+	if (end < limit && end <= UINT32_MAX)
+		return emit(c, cap, (struct mt_cfi_row){ .pc = (uint32_t)end, .kind = MT_CFA_NONE });
 	return 0;
+}
+
+static int cmp_fde(const void *a, const void *b)
+{
+	const struct fde_info *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* A CIE: its factors, augmentation, and the state its instructions set. */
+static bool parse_cie(const Dwarf_CIE *e, bool eh, struct cie_info *ci)
+{
+	struct cfa_state stack[MAX_REMEMBER];
+	struct cursor cur = { e->initial_instructions, e->initial_instructions_end, false };
+	uint64_t dummy;
+	int depth = 0;
+	bool more;
+
+	memset(ci, 0, sizeof(*ci));
+	ci->caf = e->code_alignment_factor;
+	ci->daf = e->data_alignment_factor;
+	ci->ra_reg = e->return_address_register;
+	ci->z = e->augmentation && e->augmentation[0] == 'z';
+	ci->signal = e->augmentation && strchr(e->augmentation, 'S');
+	ci->fde_enc = eh ? fde_encoding(e) : DW_EH_PE_udata8;
+	if (ci->fde_enc < 0 || !enc_size((uint8_t)ci->fde_enc) || !ci->caf)
+		return false;
+	/* defaults: rbp callee-saved (unchanged), the return address unknown */
+	ci->init = (struct cfa_state){ .cfa_how = C_OTHER, .rbp = { H_SAME, 0 },
+				       .ra = { H_OTHER, 0 } };
+	/* the initial instructions have no advance worth keeping */
+	do {
+		run_to_advance(&cur, &ci->init, ci, stack, &depth, &more, &dummy, 0, NULL, eh);
+	} while (more && !cur.bad);
+	return !cur.bad;
+}
+
+/* Every FDE of a section (.eh_frame or .debug_frame), with its CIE. */
+static int collect(Elf *elf, const char *section, struct fde_info **fdes, size_t *nfdes,
+		   struct cie_info **cies, size_t *ncies, uint64_t *sec_vaddr,
+		   const uint8_t **sec_base)
+{
+	const unsigned char *ident = (const unsigned char *)elf_getident(elf, NULL);
+	bool eh = !strcmp(section, ".eh_frame");
+	size_t fcap = 0, ccap = 0;
+	struct mt_pairmap *by_off = mt_pairmap__new(16);
+	Dwarf_Off off = 0, next;
+	GElf_Shdr sh;
+	Elf_Scn *scn = find_section(elf, section, &sh);
+	Elf_Data *d = scn ? elf_getdata(scn, NULL) : NULL;
+	int err = 0;
+
+	*fdes = NULL;
+	*cies = NULL;
+	*nfdes = *ncies = 0;
+	if (!by_off)
+		return -ENOMEM;
+	if (!ident || !d || !d->d_buf) {
+		mt_pairmap__free(by_off);
+		return -ENODATA;
+	}
+	*sec_vaddr = sh.sh_addr;
+	*sec_base = d->d_buf;
+	for (;;) {
+		Dwarf_CFI_Entry e, ce;
+		Dwarf_Off cnext;
+		int r = dwarf_next_cfi(ident, d, eh, off, &next, &e);
+		long ci;
+
+		if (r > 0)
+			break;
+		if (r == 0 && !dwarf_cfi_cie_p(&e)) {
+			struct cursor cur = { e.fde.start, e.fde.end, false };
+			struct fde_info f;
+			uint64_t start, range;
+
+			ci = mt_pairmap__get(by_off, e.fde.CIE_pointer, 0);
+			if (ci < 0 && !dwarf_next_cfi(ident, d, eh, e.fde.CIE_pointer, &cnext, &ce) &&
+			    dwarf_cfi_cie_p(&ce)) {
+				if ((err = mt_grow((void **)cies, &ccap, *ncies + 1, sizeof(**cies))))
+					break;
+				if (parse_cie(&ce.cie, eh, &(*cies)[*ncies])) {
+					ci = (long)(*ncies)++;
+				} else {
+					ci = -2; /* unusable: its FDEs are skipped */
+				}
+				if ((err = mt_pairmap__put(by_off, e.fde.CIE_pointer, 0, ci)))
+					break;
+			}
+			if (ci >= 0 && read_ptr(cur.p, cur.end, (uint8_t)(*cies)[ci].fde_enc,
+						*sec_vaddr + (uint64_t)(cur.p - *sec_base), &start)) {
+				skip(&cur, enc_size((uint8_t)(*cies)[ci].fde_enc));
+				range = fixed(&cur, enc_size((uint8_t)(*cies)[ci].fde_enc));
+				if ((*cies)[ci].z)
+					skip(&cur, uleb(&cur));
+				if (!cur.bad && start && range && start + range > start) {
+					f = (struct fde_info){ start, start + range, cur.p, cur.end,
+							       (uint32_t)ci };
+					if ((err = mt_grow((void **)fdes, &fcap, *nfdes + 1,
+							   sizeof(**fdes))))
+						break;
+					(*fdes)[(*nfdes)++] = f;
+				}
+			}
+		}
+		if (next == (Dwarf_Off)-1 || next <= off)
+			break;
+		off = next;
+	}
+	mt_pairmap__free(by_off);
+	if (err)
+		return err;
+	return *nfdes ? 0 : -ENODATA;
 }
 
 static uint64_t exec_seg_delta(Elf *elf)
@@ -364,45 +637,39 @@ static uint64_t exec_seg_delta(Elf *elf)
 
 static int build(Elf *elf, struct mt_cfi *c)
 {
-	struct addrs starts = {};
-	Dwarf_CFI *ehcfi = NULL, *cfi;
-	Dwarf *dw = NULL;
-	size_t cap = 0;
-	int err;
+	struct fde_info *fdes = NULL;
+	struct cie_info *cies = NULL;
+	size_t nfdes = 0, ncies = 0, cap = 0;
+	uint64_t sec_vaddr = 0;
+	const uint8_t *sec_base = NULL;
+	bool eh = true;
+	int err = collect(elf, ".eh_frame", &fdes, &nfdes, &cies, &ncies, &sec_vaddr, &sec_base);
 
-	if ((!starts_from_hdr(elf, &starts) ||
-	     (starts.n = 0, !starts_from_section(elf, ".eh_frame", &starts))) &&
-	    (ehcfi = dwarf_getcfi_elf(elf))) {
-		cfi = ehcfi;
-		c->source = ".eh_frame";
-	} else {
-		starts.n = 0;
-		dw = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
-		cfi = dw ? dwarf_getcfi(dw) : NULL;
-		if (!cfi || (err = starts_from_section(elf, ".debug_frame", &starts)))
-			goto nodata;
+	c->source = ".eh_frame";
+	if (err == -ENODATA) {
+		free(fdes);
+		free(cies);
+		eh = false;
 		c->source = ".debug_frame";
+		err = collect(elf, ".debug_frame", &fdes, &nfdes, &cies, &ncies, &sec_vaddr,
+			      &sec_base);
 	}
-	qsort(starts.v, starts.n, sizeof(*starts.v), cmp_u64);
-	for (size_t i = 0; i < starts.n; i++) {
-		if (i && starts.v[i] == starts.v[i - 1])
+	if (err)
+		goto out;
+	qsort(fdes, nfdes, sizeof(*fdes), cmp_fde);
+	for (size_t i = 0; i < nfdes && !err; i++) {
+		if (i && fdes[i].start == fdes[i - 1].start)
 			continue;
 		c->nfdes++;
-		err = walk_fde(cfi, starts.v[i], i + 1 < starts.n ? starts.v[i + 1] : UINT64_MAX, c,
-			       &cap);
-		if (err)
-			goto out;
+		err = walk_fde(&fdes[i], &cies[fdes[i].cie],
+			       i + 1 < nfdes ? fdes[i + 1].start : UINT64_MAX, sec_vaddr, sec_base, eh,
+			       c, &cap);
 	}
-	err = c->nrows ? 0 : -ENODATA;
-	goto out;
-nodata:
-	err = -ENODATA;
+	if (!err && !c->nrows)
+		err = -ENODATA;
 out:
-	free(starts.v);
-	if (ehcfi)
-		dwarf_cfi_end(ehcfi);
-	if (dw)
-		dwarf_end(dw);
+	free(fdes);
+	free(cies);
 	return err;
 }
 

@@ -254,3 +254,123 @@ Test(cfi, pages_on_libc)
 	free(pages);
 	mt_cfi__clear(&c);
 }
+
+/*
+ * Against libdw's own CFA interpreter, the reference: at every row start
+ * and the byte before the next one, the rule libdw gives must classify as
+ * our row does. Real libraries, built by real compilers.
+ */
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+
+static bool libdw_saved_at(const Dwarf_Op *o, size_t n, int64_t *off)
+{
+	if (n == 1 && o[0].atom == DW_OP_call_frame_cfa) {
+		*off = 0;
+		return true;
+	}
+	if (n != 2 || o[0].atom != DW_OP_call_frame_cfa || o[1].atom != DW_OP_plus_uconst)
+		return false;
+	*off = (int64_t)o[1].number;
+	return true;
+}
+
+/* libdw's frame at pc, classified as a row (kind -1: no frame) */
+static struct mt_cfi_row libdw_row(Dwarf_CFI *cfi, uint64_t pc)
+{
+	struct mt_cfi_row r = { .pc = (uint32_t)pc, .kind = MT_CFA_NONE };
+	Dwarf_Frame *f;
+	Dwarf_Op mem[3], *ops;
+	Dwarf_Addr s, e;
+	size_t n;
+	int64_t off;
+	bool sig;
+
+	if (dwarf_cfi_addrframe(cfi, pc, &f)) {
+		r.kind = 0xff;
+		return r;
+	}
+	dwarf_frame_info(f, &s, &e, &sig);
+	if (sig) {
+		r.kind = MT_CFA_SIGNAL;
+		goto out;
+	}
+	dwarf_frame_register(f, 16, mem, &ops, &n);
+	if (n == 0 && ops) {
+		r.kind = MT_CFA_END;
+		goto out;
+	}
+	if (!libdw_saved_at(ops, n, &off) || off != -8)
+		goto out;
+	dwarf_frame_register(f, 6, mem, &ops, &n);
+	if (n == 0)
+		r.rbp_off = ops ? MT_RBP_UNDEF : MT_RBP_SAME;
+	else if (libdw_saved_at(ops, n, &off) && off % 8 == 0 && off < 0 && off / 8 > -128)
+		r.rbp_off = (int8_t)(off / 8);
+	else
+		r.rbp_off = MT_RBP_UNDEF;
+	dwarf_frame_cfa(f, &ops, &n);
+	if (n == 1 && ops[0].atom == DW_OP_bregx && (ops[0].number == 7 || ops[0].number == 6) &&
+	    (int64_t)ops[0].number2 >= 0 && ops[0].number2 <= UINT16_MAX) {
+		r.kind = ops[0].number == 7 ? MT_CFA_RSP : MT_CFA_RBP;
+		r.cfa_off = (uint16_t)ops[0].number2;
+	} else if (n == 9 && ops[0].atom == DW_OP_breg7 && ops[4].atom >= DW_OP_lit0) {
+		r.kind = MT_CFA_PLT;
+		r.cfa_off = ops[4].atom - DW_OP_lit0;
+		r.rbp_off = MT_RBP_SAME;
+	}
+out:
+	free(f);
+	return r;
+}
+
+static void against_libdw(const char *path)
+{
+	struct mt_cfi c = load_file(path);
+	int fd = open(path, O_RDONLY);
+	Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+	Dwarf_CFI *cfi = dwarf_getcfi_elf(elf);
+	size_t checked = 0;
+
+	cr_assert(cfi, "%s: no CFI for libdw", path);
+	for (size_t i = 0; i + 1 < c.nrows; i++) {
+		uint64_t at[2] = { c.rows[i].pc, c.rows[i + 1].pc - 1 };
+
+		for (int k = 0; k < 2; k++) {
+			struct mt_cfi_row want = libdw_row(cfi, at[k]);
+
+			if (want.kind == 0xff) /* between functions */
+				want.kind = MT_CFA_NONE;
+			if (c.rows[i].kind == MT_CFA_NONE && want.kind == MT_CFA_NONE)
+				continue;
+			cr_assert(want.kind == c.rows[i].kind &&
+					  (want.kind == MT_CFA_END || want.kind == MT_CFA_SIGNAL ||
+					   (want.cfa_off == c.rows[i].cfa_off &&
+					    want.rbp_off == c.rows[i].rbp_off)),
+				  "%s at 0x%lx: ours %d/%u/%d, libdw %d/%u/%d", path, (long)at[k],
+				  c.rows[i].kind, c.rows[i].cfa_off, c.rows[i].rbp_off, want.kind,
+				  want.cfa_off, want.rbp_off);
+			checked++;
+		}
+	}
+	cr_expect_gt(checked, 1000);
+	dwarf_cfi_end(cfi);
+	elf_end(elf);
+	close(fd);
+	mt_cfi__clear(&c);
+}
+
+Test(cfi, same_rules_as_libdw_libc)
+{
+	against_libdw("/lib/x86_64-linux-gnu/libc.so.6");
+}
+
+Test(cfi, same_rules_as_libdw_libstdcxx)
+{
+	against_libdw("/lib/x86_64-linux-gnu/libstdc++.so.6");
+}
+
+Test(cfi, same_rules_as_libdw_ld_so)
+{
+	against_libdw("/lib64/ld-linux-x86-64.so.2");
+}
