@@ -484,6 +484,10 @@ static int start_command(struct app *a, const char *path)
 			err = MT_EXIT_RUNTIME;
 		}
 	}
+	if (!err && a->unwind && (err = mt_unwind__flush(a->unwind))) {
+		error("cannot load the unwind tables: %s", strerror(-err));
+		err = MT_EXIT_RUNTIME;
+	}
 	mt_paths__clear(&files);
 	if (err) {
 		kill(a->child.pid, SIGKILL);
@@ -675,9 +679,13 @@ static bool all_exited(struct app *a)
 /* A target is gone: its final numbers stay, its unwind tables may go. */
 static void target_gone(struct app *a, struct target *t)
 {
+	bool last = true;
+
+	for (int i = 0; i < a->ntargets; i++)
+		last &= a->targets[i].info.exited || &a->targets[i] == t;
 	/* -a keeps every table: the next short-lived run of the same
-	 * program finds it ready */
-	if (!t->info.exited && a->unwind && !a->o.all)
+	 * program finds it ready; the last target's go with memtrace */
+	if (!t->info.exited && a->unwind && !a->o.all && !last)
 		mt_unwind__drop_process(a->unwind, t->info.pid);
 	t->info.exited = true;
 }

@@ -39,6 +39,23 @@ struct mt_unwind {
 	struct mt_pairmap *maps_seen;
 	struct mt_unwind_stats stats;
 	int pending_err;
+	/* tables built but not yet in the BPF maps: adding a map to a hash
+	 * of maps waits for an RCU grace period (10-20 ms here), once per
+	 * batch rather than once per file */
+	struct pending {
+		struct mt_cfi_key key;
+		struct mt_cfi_table hdr;
+		int fd;
+	} *pending;
+	size_t npending, cap_pending;
+	/* files to tell the callback about at the next flush */
+	struct news {
+		struct mt_unwind_file f;
+		pid_t pid;
+		uint64_t rows;
+		int err;
+	} *news;
+	size_t nnews, cap_news;
 	mt_unwind_cb cb;
 	void *cb_ctx;
 };
@@ -139,18 +156,15 @@ static int load_rows(struct mt_unwind *u, struct table *t, const struct mt_cfi *
 	memcpy(mem, pages, npages * 8);
 	memcpy((char *)mem + npages * 8, c->rows, c->nrows * 8);
 	munmap(mem, bytes);
-	/* rows before the header: BPF looks at the header first */
-	if (bpf_map_update_elem(u->rows_fd, &t->key, &fd, BPF_ANY)) {
-		err = -errno;
+	if ((err = mt_grow((void **)&u->pending, &u->cap_pending, u->npending + 1,
+			   sizeof(*u->pending))))
 		goto out;
-	}
-	struct mt_cfi_table hdr = { .seg_delta = c->seg_delta, .npages = npages,
-				    .first_page = first_page, .id = table_id(u, t) };
-	if (bpf_map_update_elem(u->tables_fd, &t->key, &hdr, BPF_ANY)) {
-		err = -errno;
-		bpf_map_delete_elem(u->rows_fd, &t->key);
-		goto out;
-	}
+	u->pending[u->npending++] = (struct pending){
+		.key = t->key, .fd = fd,
+		.hdr = { .seg_delta = c->seg_delta, .npages = npages, .first_page = first_page,
+			 .id = table_id(u, t) },
+	};
+	fd = -1; /* until mt_unwind__flush */
 	t->map_bytes = bytes;
 	t->rows = n;
 	u->stats.tables++;
@@ -158,7 +172,52 @@ static int load_rows(struct mt_unwind *u, struct table *t, const struct mt_cfi *
 	u->stats.map_bytes += bytes;
 out:
 	free(pages);
-	close(fd); /* cfi_rows holds the map */
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+int mt_unwind__flush(struct mt_unwind *u)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 n = (__u32)u->npending;
+	struct mt_cfi_key *keys = calloc(n + 1, sizeof(*keys));
+	struct mt_cfi_table *hdrs = calloc(n + 1, sizeof(*hdrs));
+	__u32 *fds = calloc(n + 1, sizeof(*fds));
+	double t0 = now_s();
+	int err = 0;
+
+	if (!keys || !hdrs || !fds) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		keys[i] = u->pending[i].key;
+		hdrs[i] = u->pending[i].hdr;
+		fds[i] = (__u32)u->pending[i].fd;
+	}
+	/* rows before the headers: BPF looks at the header first */
+	if (n && (bpf_map_update_batch(u->rows_fd, keys, fds, &n, &opts) ||
+		  bpf_map_update_batch(u->tables_fd, keys, hdrs, &n, &opts)))
+		err = -errno;
+out:
+	for (size_t i = 0; i < u->npending; i++)
+		close(u->pending[i].fd); /* cfi_rows holds the maps */
+	u->npending = 0;
+	u->stats.build_s += now_s() - t0;
+	for (size_t i = 0; i < u->nnews; i++) {
+		struct news *w = &u->news[i];
+
+		if (u->cb && w->f.path)
+			u->cb(u->cb_ctx, w->pid, &w->f, w->rows, w->err ? w->err : err);
+		free((char *)w->f.path);
+		if (w->f.fd >= 0)
+			close(w->f.fd);
+	}
+	u->nnews = 0;
+	free(keys);
+	free(hdrs);
+	free(fds);
 	return err;
 }
 
@@ -200,11 +259,13 @@ static int ensure(struct mt_unwind *u, const struct mt_cfi_key *k, pid_t pid, in
 		return 0;
 	err = load(u, t, fd);
 	bpf_map_update_elem(u->asked_fd, k, &(uint8_t){ 1 }, BPF_ANY);
-	if (u->cb) {
-		struct mt_unwind_file f = { .id = table_id(u, t), .dev = k->dev, .ino = k->ino,
-					    .path = path, .fd = fd };
-
-		u->cb(u->cb_ctx, pid, &f, t->rows, err);
+	/* told once the table is in BPF (mt_unwind__flush) */
+	if (u->cb && !mt_grow((void **)&u->news, &u->cap_news, u->nnews + 1, sizeof(*u->news))) {
+		u->news[u->nnews++] = (struct news){
+			.f = { .id = table_id(u, t), .dev = k->dev, .ino = k->ino,
+			       .path = strdup(path ? path : ""),
+			       .fd = fcntl(fd, F_DUPFD_CLOEXEC, 0) },
+			.pid = pid, .rows = t->rows, .err = err };
 	}
 	return err;
 }
@@ -270,7 +331,7 @@ int mt_unwind__add_process(struct mt_unwind *u, pid_t pid)
 		close(fd);
 	}
 	mt_procmaps__clear(&maps);
-	return err;
+	return mt_unwind__flush(u) ?: err;
 }
 
 int mt_unwind__add_file(struct mt_unwind *u, pid_t pid, const char *path)
@@ -354,6 +415,7 @@ static int on_miss(void *ctx, void *data, size_t len)
 		n = readlink(p, path, sizeof(path) - 1);
 		path[n > 0 ? n : 0] = 0;
 		err = ensure(u, &m->key, (pid_t)m->tgid, fd, path);
+		err = mt_unwind__flush(u) ?: err;
 	}
 	close(fd);
 	if (err && !u->pending_err)
@@ -391,6 +453,14 @@ void mt_unwind__free(struct mt_unwind *u)
 	if (!u)
 		return;
 	ring_buffer__free(u->rb);
+	for (size_t i = 0; i < u->npending; i++)
+		close(u->pending[i].fd);
+	free(u->pending);
+	for (size_t i = 0; i < u->nnews; i++) {
+		free((char *)u->news[i].f.path);
+		close(u->news[i].f.fd);
+	}
+	free(u->news);
 	for (size_t i = 0; i < u->n; i++)
 		free(u->v[i].users);
 	free(u->v);

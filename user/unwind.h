@@ -29,8 +29,11 @@ int mt_unwind__new(int rows_fd, int tables_fd, int asked_fd, int misses_fd,
 void mt_unwind__free(struct mt_unwind *u);
 /* Tables for every executable file pid maps now. 0 or -errno. */
 int mt_unwind__add_process(struct mt_unwind *u, pid_t pid);
-/* The table of a file pid will map (a command before exec). 0 or -errno. */
+/* The table of a file pid will map (a command before exec); it reaches
+ * BPF at the next mt_unwind__flush. 0 or -errno. */
 int mt_unwind__add_file(struct mt_unwind *u, pid_t pid, const char *path);
+/* Put the tables built since the last flush into BPF, in one batch. */
+int mt_unwind__flush(struct mt_unwind *u);
 /* pid is gone: free the tables no other traced process uses. */
 void mt_unwind__drop_process(struct mt_unwind *u, pid_t pid);
 /* A descriptor readable when the BPF side asks for tables. */
