@@ -51,7 +51,7 @@ UNIT_OBJS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 PROG_C := $(filter-out tests/progs/lib%.c tests/progs/other_allocs.c tests/progs/nofp.c,$(wildcard tests/progs/*.c))
 PROG_CXX := $(filter-out tests/progs/nofp_cxx.cpp,$(wildcard tests/progs/*.cpp))
 # The same program on other allocators (tests/integration/test_allocators.py)
-OTHER_ALLOCS := $(addprefix $(BUILD)/tests/progs/other_allocs_,jemalloc tcmalloc musl_static glibc_static)
+OTHER_ALLOCS := $(addprefix $(BUILD)/tests/progs/other_allocs_,jemalloc tcmalloc mimalloc musl_static glibc_static)
 # Built without frame pointers: only the CFI unwinder sees their callers
 NOFP_PROGS := $(addprefix $(BUILD)/tests/progs/,nofp nofp_nopie nofp_cxx libnofp_plugin.so)
 PROGS := $(BUILD)/tests/progs/libmt_testlib.so $(OTHER_ALLOCS) $(NOFP_PROGS) $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
@@ -79,6 +79,7 @@ $(DEPS_STAMP): scripts/setup.sh
 		&& pkg-config --exists capstone 2>/dev/null \
 		&& command -v musl-gcc >/dev/null && dpkg -s libclang-rt-dev >/dev/null 2>&1 && [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so ] \
 		&& [ -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so ] \
+		&& [ -e /usr/lib/x86_64-linux-gnu/libmimalloc.so ] \
 		&& $(PYTHON) -c 'import pytest' 2>/dev/null; then :; \
 	else \
 		echo "  SETUP    dependencies missing: running scripts/setup.sh"; \
@@ -174,6 +175,11 @@ $(BUILD)/tests/progs/other_allocs_tcmalloc: tests/progs/other_allocs.c $(DEPS_ST
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(PROG_FLAGS) $< -o $@ -ltcmalloc_minimal
+
+$(BUILD)/tests/progs/other_allocs_mimalloc: tests/progs/other_allocs.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(PROG_FLAGS) $< -o $@ -lmimalloc
 
 $(BUILD)/tests/progs/other_allocs_musl_static: tests/progs/other_allocs.c $(DEPS_STAMP)
 	$(call msg,MUSL-CC,$@)

@@ -20,6 +20,7 @@ EXPECT = {  # function: (outstanding bytes, outstanding count, allocations, free
 @pytest.mark.parametrize("variant,provider", [
     ("jemalloc", r"libjemalloc\.so"),
     ("tcmalloc", r"libtcmalloc_minimal\.so"),
+    ("mimalloc", r"libmimalloc\.so"),
     ("musl_static", r"other_allocs_musl_static$"),
     ("glibc_static", r"other_allocs_glibc_static$"),
 ])
