@@ -712,9 +712,22 @@ static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
 	return store_stack(s, kind);
 }
 
-static __always_inline void stats_add(__u32 tgid, __u64 stack_id, __u64 size, __u32 n)
+/*
+ * The current process's start (boot-time clock, 1.024 µs units, modulo
+ * 2^32): with the tgid, it names one process, so a reused PID starts clean.
+ */
+static __always_inline __u32 proc_gen(void)
 {
-	struct mt_stats_key k = { .tgid = tgid, .stack_id = stack_id };
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u32 g = (__u32)(BPF_CORE_READ(t, group_leader, start_boottime) >> 10);
+
+	return g ? g : 1; /* 0 means "unknown" to userspace */
+}
+
+static __always_inline void stats_add(__u32 tgid, __u32 gen, __u64 stack_id, __u64 size,
+				      __u32 n)
+{
+	struct mt_stats_key k = { .tgid = tgid, .gen = gen, .stack_id = stack_id };
 	struct mt_stats *st = bpf_map_lookup_elem(&stats, &k);
 
 	if (!st) {
@@ -776,7 +789,7 @@ static __always_inline void proc_live_add(__u32 tgid, __s64 d)
 
 static __always_inline void account_free(const struct mt_alloc *a)
 {
-	struct mt_stats_key k = { .tgid = a->owner, .stack_id = a->stack_id };
+	struct mt_stats_key k = { .tgid = a->owner, .gen = a->owner_gen, .stack_id = a->stack_id };
 	struct mt_stats *st = bpf_map_lookup_elem(&stats, &k);
 
 	if (st) {
@@ -794,8 +807,10 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 					 __u64 kind)
 {
 	bool kernel = kind == MT_STACK_KERNEL;
-	struct mt_alloc_key k = { .tgid = kernel ? MT_KERNEL_TGID : tgid, .addr = addr };
-	struct mt_alloc a = { .size = size, .count = 1, .owner = tgid };
+	__u32 gen = proc_gen();
+	struct mt_alloc_key k = { .tgid = kernel ? MT_KERNEL_TGID : tgid, .gen = kernel ? 0 : gen,
+				  .addr = addr };
+	struct mt_alloc a = { .size = size, .count = 1, .owner = tgid, .owner_gen = gen };
 	long err;
 
 	if (size < min_size || size > max_size) {
@@ -835,7 +850,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 		count(MT_CNT_LOST_ALLOCS_FULL, 1);
 		return;
 	}
-	stats_add(tgid, a.stack_id, a.size, a.count);
+	stats_add(tgid, gen, a.stack_id, a.size, a.count);
 	outstanding_add(a.size);
 	proc_live_add(tgid, 1);
 }
@@ -876,7 +891,7 @@ static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, _
 	}
 	if (c->depth && c->old_found) {
 		/* a stale state is replaced: give back the realloc block it held */
-		struct mt_alloc_key k = { .tgid = tgid, .addr = c->arg };
+		struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = c->arg };
 
 		bpf_map_update_elem(&allocs, &k, &c->old, BPF_NOEXIST);
 	}
@@ -889,7 +904,7 @@ static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, _
 	/* unsampled calls stop here: the return does nothing else */
 	c->sampled = record && (!sample_bytes || sample(size));
 	if ((fn == MT_FN_REALLOC || fn == MT_FN_REALLOCARRAY) && arg) {
-		struct mt_alloc_key k = { .tgid = tgid, .addr = arg };
+		struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = arg };
 		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
 
 		if (old) {
@@ -908,7 +923,7 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size, __u6
 static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
 					  const struct mt_call *c, __u64 ret)
 {
-	struct mt_alloc_key k = { .tgid = tgid, .addr = c->arg };
+	struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = c->arg };
 
 	if (!ret && c->size) {
 		/* failed: the old block is still live, put it back */
@@ -929,7 +944,7 @@ static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
 /* Take out a block of the mmap kinds at addr (munmap, mremap's old). */
 static __always_inline bool unmap_block(__u32 tgid, __u64 addr)
 {
-	struct mt_alloc_key k = { .tgid = tgid, .addr = addr };
+	struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = addr };
 	struct mt_alloc *a = bpf_map_lookup_elem(&allocs, &k), copy;
 
 	/* only what mmap gave: a malloc'd block at that address is malloc's */
@@ -1021,7 +1036,7 @@ static __always_inline __u64 mul_sat(__u64 n, __u64 size)
 static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct mt_alloc_key k = { .tgid = id >> 32, .addr = ptr };
+	struct mt_alloc_key k = { .tgid = id >> 32, .gen = proc_gen(), .addr = ptr };
 	struct mt_alloc *a, copy;
 
 	if (!ptr)
@@ -1176,7 +1191,7 @@ int BPF_PROG(proc_exec)
 	e->ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->parent = 0;
-	e->pad = 0;
+	e->gen = proc_gen();
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -1200,7 +1215,7 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 	e->ts_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->parent = parent->tgid;
-	e->pad = 0;
+	e->gen = (__u32)(child->start_boottime >> 10) ?: 1;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -1212,7 +1227,7 @@ static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_all
 {
 	struct mt_alloc copy;
 
-	if (k->tgid != p->tgid || v->ts_ns >= p->before_ns)
+	if (k->tgid != p->tgid || (p->gen && k->gen != p->gen) || v->ts_ns >= p->before_ns)
 		return 0;
 	copy = *v;
 	if (!bpf_map_delete_elem(map, k)) {

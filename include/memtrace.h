@@ -70,10 +70,14 @@ enum mt_counter {
 	MT_CNT__COUNT,
 };
 
-/* Live allocation, keyed by process and address. */
+/*
+ * Live allocation, keyed by process and address. A process is its tgid
+ * and its start (gen: the boot-time clock in 1.024 µs units, modulo 2^32,
+ * never 0), so two processes that had the same PID never mix.
+ */
 struct mt_alloc_key {
 	__u32 tgid;
-	__u32 pad;
+	__u32 gen;		/* 0 for kernel blocks */
 	__u64 addr;
 };
 
@@ -83,6 +87,8 @@ struct mt_alloc {
 	__u64 stack_id;		/* content hash of the stack */
 	__u32 count;		/* 1; with sampling, the allocations it stands for */
 	__u32 owner;		/* tgid whose stats the block counts in */
+	__u32 owner_gen;	/* and its start time */
+	__u32 pad;
 };
 
 /* Kernel allocations are keyed by this tgid and their address: they are
@@ -103,7 +109,7 @@ struct mt_alloc {
 /* Per (process, stack) aggregates. */
 struct mt_stats_key {
 	__u32 tgid;
-	__u32 pad;
+	__u32 gen;		/* the process's start time (see mt_alloc_key) */
 	__u64 stack_id;
 };
 
@@ -221,14 +227,14 @@ struct mt_proc_event {
 	__u64 ts_ns;		/* CLOCK_MONOTONIC */
 	char comm[16];		/* exec: the new name; fork: the parent's */
 	__u32 parent;		/* fork: the parent's tgid */
-	__u32 pad;
+	__u32 gen;		/* the process's start time (see mt_alloc_key) */
 };
 
 /* purge_process (a BPF_PROG_RUN program): release the user blocks tgid
  * allocated before before_ns, as frees. */
 struct mt_purge_args {
 	__u32 tgid;
-	__u32 pad;
+	__u32 gen;		/* only this process start time; 0: any */
 	__u64 before_ns;
 	__u64 purged;		/* out */
 };
@@ -238,11 +244,11 @@ struct mt_purge_args {
 #define MT_STACK_F_FP 2		/* some frames came from frame pointers */
 
 _Static_assert(sizeof(struct mt_alloc_key) == 16, "mt_alloc_key layout");
-_Static_assert(sizeof(struct mt_alloc) == 32, "mt_alloc layout");
+_Static_assert(sizeof(struct mt_alloc) == 40, "mt_alloc layout");
 _Static_assert(sizeof(struct mt_stats_key) == 16, "mt_stats_key layout");
 _Static_assert(sizeof(struct mt_stats) == 48, "mt_stats layout");
 _Static_assert(sizeof(struct mt_stack) == 8 + 8 * MT_MAX_DEPTH, "mt_stack layout");
-_Static_assert(sizeof(struct mt_call) == 72, "mt_call layout");
+_Static_assert(sizeof(struct mt_call) == 80, "mt_call layout");
 _Static_assert(sizeof(struct mt_cfi_row) == 8, "mt_cfi_row layout");
 _Static_assert(sizeof(struct mt_cfi_page) == 8, "mt_cfi_page layout");
 _Static_assert(sizeof(struct mt_cfi_key) == 16, "mt_cfi_key layout");

@@ -780,7 +780,7 @@ static void refresh_all(struct app *a)
 }
 
 /* -a: a new process; it has its parent's name, program and mappings. */
-static void on_fork(struct app *a, pid_t tgid, pid_t parent, const char *comm)
+static void on_fork(struct app *a, pid_t tgid, uint32_t gen, pid_t parent, const char *comm)
 {
 	struct target *t = find_target(a, tgid), *p;
 
@@ -793,6 +793,7 @@ static void on_fork(struct app *a, pid_t tgid, pid_t parent, const char *comm)
 	if (p)
 		t->info = p->info;
 	t->info.pid = tgid;
+	t->info.gen = gen;
 	t->info.exited = false;
 	snprintf(t->info.comm, sizeof(t->info.comm), "%s", comm);
 	mt_target__proc_info(tgid, &t->info);
@@ -801,7 +802,8 @@ static void on_fork(struct app *a, pid_t tgid, pid_t parent, const char *comm)
 
 /* A traced process exec'd: its old image's blocks are released (as
  * frees), and what it maps now is read again. */
-static void on_exec(void *ctx, pid_t tgid, uint64_t ts_ns, const char *comm, pid_t parent)
+static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint64_t ts_ns, const char *comm,
+		    pid_t parent)
 {
 	struct app *a = ctx;
 	struct target *t = find_target(a, tgid);
@@ -809,10 +811,10 @@ static void on_exec(void *ctx, pid_t tgid, uint64_t ts_ns, const char *comm, pid
 	int err;
 
 	if (parent > 0) {
-		on_fork(a, tgid, parent, comm);
+		on_fork(a, tgid, gen, parent, comm);
 		return;
 	}
-	err = mt_tracer__purge(a->tracer, tgid, ts_ns, &purged);
+	err = mt_tracer__purge(a->tracer, tgid, gen, ts_ns, &purged);
 
 	if (a->o.all && (!t || t->info.exited)) {
 		/* -a: a process seen first here, maybe short-lived: its name now,
@@ -821,8 +823,10 @@ static void on_exec(void *ctx, pid_t tgid, uint64_t ts_ns, const char *comm, pid
 			mt_pairmap__put(a->by_pid, (uint64_t)tgid, 0, -1);
 		t = add_target(a, tgid);
 	}
-	if (t && !t->info.exited)
+	if (t && !t->info.exited) {
 		snprintf(t->info.comm, sizeof(t->info.comm), "%s", comm);
+		t->info.gen = gen;
+	}
 
 	if (err)
 		fprintf(stderr, "memtrace: warning: PID %d exec'd; releasing its old blocks "
@@ -857,7 +861,7 @@ static void drop_reported(struct app *a)
 
 		if (!t->info.exited || t->dropped)
 			continue;
-		err = mt_tracer__drop_process(a->tracer, t->info.pid);
+		err = mt_tracer__drop_process(a->tracer, t->info.pid, t->info.gen);
 		if (err)
 			fprintf(stderr, "memtrace: warning: forgetting exited PID %d failed: %s\n",
 				t->info.pid, strerror(-err));

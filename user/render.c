@@ -55,6 +55,8 @@ static void json_entry(struct mt_json *w, const struct mt_entry *e, bool leak)
 {
 	mt_json__key(w, "pid");
 	mt_json__int(w, e->pid);
+	mt_json__key(w, "start");
+	mt_json__uint(w, e->gen);
 	mt_json__key(w, "comm");
 	mt_json__string(w, e->proc ? e->proc->comm : NULL);
 	mt_json__key(w, "kind");
@@ -118,6 +120,8 @@ static void json_procs(struct mt_json *w, const struct mt_report *r)
 		mt_json__begin_object(w);
 		mt_json__key(w, "pid");
 		mt_json__int(w, r->procs[i].pid);
+		mt_json__key(w, "start");
+		mt_json__uint(w, r->procs[i].gen);
 		mt_json__key(w, "comm");
 		mt_json__string(w, r->procs[i].comm);
 		mt_json__key(w, "exe");

@@ -31,12 +31,20 @@ const char *mt_stack_kind(uint64_t stack_id)
 	return "user";
 }
 
-static const struct mt_proc *find_proc(const struct mt_proc *procs, size_t n, pid_t pid)
+/* The process (pid, gen), or the one of that pid whose start is unknown. */
+static const struct mt_proc *find_proc(const struct mt_report *r, const struct mt_pairmap *by,
+				      pid_t pid, uint32_t gen)
 {
-	for (size_t i = 0; i < n; i++)
-		if (procs[i].pid == pid)
-			return &procs[i];
-	return NULL;
+	long i = mt_pairmap__get(by, (uint64_t)pid, gen);
+
+	if (i < 0)
+		i = mt_pairmap__get(by, (uint64_t)pid, 0);
+	return i < 0 ? NULL : &r->procs[i];
+}
+
+static uint64_t proc_key(uint32_t tgid, uint32_t gen)
+{
+	return (uint64_t)gen << 32 | tgid;
 }
 
 static int by_outstanding(const void *a, const void *b, void *arg)
@@ -65,33 +73,38 @@ static int by_leak(const void *a, const void *b, void *arg)
 static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 		   struct mt_report *r)
 {
-	struct mt_pairmap *idx = mt_pairmap__new(s->nstats);
+	struct mt_pairmap *idx = mt_pairmap__new(s->nstats), *by = mt_pairmap__new(r->nprocs);
 	uint64_t cutoff = s->now_ns > o->min_age_ns ? s->now_ns - o->min_age_ns : 0;
 	int err = 0;
 
 	r->entries = calloc(s->nstats + 1, sizeof(*r->entries));
-	if (!idx || !r->entries) {
+	if (!idx || !by || !r->entries) {
 		mt_pairmap__free(idx);
+		mt_pairmap__free(by);
 		return -ENOMEM;
 	}
+	for (size_t i = 0; i < r->nprocs; i++)
+		if ((err = mt_pairmap__put(by, (uint64_t)r->procs[i].pid, r->procs[i].gen, (long)i)))
+			goto out;
 	for (size_t i = 0; i < s->nstats; i++) {
 		struct mt_entry *e = &r->entries[r->nentries];
 
 		e->pid = s->stats[i].k.tgid;
+		e->gen = s->stats[i].k.gen;
 		e->stack_id = s->stats[i].k.stack_id;
 		e->st = s->stats[i].v;
-		e->proc = find_proc(r->procs, r->nprocs, e->pid);
+		e->proc = find_proc(r, by, e->pid, e->gen);
 		e->kernel = e->stack_id & MT_STACK_KERNEL;
 		e->kind = mt_stack_kind(e->stack_id);
 		e->exited = e->proc && e->proc->exited;
-		if ((err = mt_pairmap__put(idx, e->pid, e->stack_id, r->nentries)))
+		if ((err = mt_pairmap__put(idx, proc_key(e->pid, e->gen), e->stack_id, r->nentries)))
 			goto out;
 		r->nentries++;
 	}
 	for (size_t i = 0; i < s->nallocs; i++) {
 		const struct mt_alloc_entry *a = &s->allocs[i];
 		/* a kernel block counts for the process that allocated it */
-		long j = mt_pairmap__get(idx, a->v.owner, a->v.stack_id);
+		long j = mt_pairmap__get(idx, proc_key(a->v.owner, a->v.owner_gen), a->v.stack_id);
 		struct mt_entry *e;
 
 		r->totals.outstanding_count += a->v.count;
@@ -108,6 +121,7 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 	}
 out:
 	mt_pairmap__free(idx);
+	mt_pairmap__free(by);
 	return err;
 }
 

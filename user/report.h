@@ -47,6 +47,7 @@ struct mt_snapshot {
 
 struct mt_proc {
 	pid_t pid;
+	uint32_t gen;		/* its start, as BPF names it (mt_alloc_key); 0: not seen */
 	char comm[32];
 	char exe[4096];
 	char cgroup[512];	/* cgroup v2 path ("0::" line), "" if unknown */
@@ -55,6 +56,7 @@ struct mt_proc {
 
 struct mt_entry {
 	pid_t pid;
+	uint32_t gen;		/* the process's start time (mt_proc.gen) */
 	uint64_t stack_id;
 	struct mt_stats st;
 	uint64_t leak_bytes;	/* outstanding and older than min-age, or exited */

@@ -320,7 +320,7 @@ static int on_event(void *ctx, void *data, size_t len)
 		char comm[17] = {};
 
 		memcpy(comm, e->comm, sizeof(e->comm));
-		t->exec_cb(t->exec_ctx, (pid_t)e->tgid, e->ts_ns, comm,
+		t->exec_cb(t->exec_ctx, (pid_t)e->tgid, e->gen, e->ts_ns, comm,
 			   e->type == MT_PROC_FORK ? (pid_t)e->parent : 0);
 	}
 	return 0;
@@ -338,9 +338,10 @@ int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx)
 	return ring_buffer__consume(t->events);
 }
 
-int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint64_t before_ns, uint64_t *purged)
+int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint64_t before_ns,
+		     uint64_t *purged)
 {
-	struct mt_purge_args args = { .tgid = (__u32)tgid, .before_ns = before_ns };
+	struct mt_purge_args args = { .tgid = (__u32)tgid, .gen = gen, .before_ns = before_ns };
 	/* a syscall program writes its context back to ctx_in */
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
 	int err = bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.purge_process), &opts);
@@ -349,26 +350,28 @@ int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint64_t before_ns, uint64
 	return err ? -errno : 0;
 }
 
-int mt_tracer__drop_process(struct mt_tracer *t, pid_t tgid)
+int mt_tracer__drop_process(struct mt_tracer *t, pid_t tgid, uint32_t gen)
 {
 	int fd = bpf_map__fd(t->skel->maps.stats);
 	struct mt_stats_key k, next, *prev = NULL;
 	uint64_t purged;
 	__u32 key = tgid;
-	int err = mt_tracer__purge(t, tgid, UINT64_MAX, &purged);
+	int err = mt_tracer__purge(t, tgid, gen, UINT64_MAX, &purged);
 
 	if (err)
 		return err;
 	/* its stacks' totals: walk the keys, delete the process's (deleting
 	 * the current key would restart the walk: delete one step behind) */
+#define MINE(k) ((k)->tgid == (__u32)tgid && (!gen || (k)->gen == gen))
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		if (prev && prev->tgid == (__u32)tgid)
+		if (prev && MINE(prev))
 			bpf_map_delete_elem(fd, prev);
 		k = next;
 		prev = &k;
 	}
-	if (prev && prev->tgid == (__u32)tgid)
+	if (prev && MINE(prev))
 		bpf_map_delete_elem(fd, prev);
+#undef MINE
 	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.proc_live), &key);
 	return 0;
 }
