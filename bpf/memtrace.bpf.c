@@ -337,6 +337,7 @@ struct unwind {
 	__u64 vm_start, vm_end, vm_pgoff; /* vm_end 0: none */
 	struct mt_cfi_key key;
 	struct mt_cfi_table tab;	/* npages 0: no table */
+	__u32 igen;		/* the mapped file's inode generation */
 	__u64 epoch;		/* cfi_epoch when the walk began */
 	__u32 tgid;
 	__u32 n;
@@ -349,6 +350,7 @@ struct unwind {
 struct vma_info {
 	__u64 start, end, pgoff;
 	struct mt_cfi_key key;
+	__u32 igen;
 };
 
 static long vma_found(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *v)
@@ -360,6 +362,7 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, stru
 	v->pgoff = vma->vm_pgoff;
 	v->key.dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
 	v->key.ino = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
+	v->igen = f ? BPF_CORE_READ(f, f_inode, i_generation) : 0;
 	return 0;
 }
 
@@ -378,7 +381,7 @@ static __always_inline void ask_table(struct unwind *u)
 		return;
 	}
 	m->tgid = bpf_get_current_pid_tgid() >> 32;
-	m->pad = 0;
+	m->igen = u->igen;
 	m->key = u->key;
 	m->vm_start = u->vm_start;
 	m->vm_end = u->vm_end;
@@ -401,6 +404,7 @@ static __always_inline void set_vma(struct unwind *u, __u64 pc)
 	u->vm_end = v.end;
 	u->vm_pgoff = v.pgoff;
 	u->key = v.key;
+	u->igen = v.igen;
 	if (!v.key.ino)
 		return; /* anonymous: JIT code, vdso */
 	t = bpf_map_lookup_elem(&cfi_tables, &v.key);

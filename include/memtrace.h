@@ -208,7 +208,7 @@ struct mt_cfi_table {
 /* Ring buffer message: a traced process ran code in a file with no table. */
 struct mt_cfi_miss {
 	__u32 tgid;
-	__u32 pad;
+	__u32 igen;		/* the inode's generation: opens it by handle */
 	struct mt_cfi_key key;
 	__u64 vm_start, vm_end;	/* the mapping, for /proc/PID/map_files */
 };

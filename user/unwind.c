@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,26 +393,76 @@ void mt_unwind__drop_process(struct mt_unwind *u, pid_t pid)
 }
 
 /* The BPF side met a file without a table. */
+/* A directory on the filesystem of kernel device dev, from mountinfo. */
+static int mount_fd_of(uint32_t dev)
+{
+	char *text = mt_read_file("/proc/self/mountinfo"), *line, *save = NULL;
+	int fd = -1;
+
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line && fd < 0;
+	     line = strtok_r(NULL, "\n", &save)) {
+		unsigned maj, min;
+		char mnt[4096];
+
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) == 3 &&
+		    kdev(maj, min) == dev)
+			fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	free(text);
+	return fd;
+}
+
+/*
+ * The file (dev, ino) by handle, without any path: a process that exited
+ * before its mapping could be opened leaves only that. ext4 and xfs
+ * (FILEID_INO32_GEN); other filesystems fail, and the file gets no table.
+ */
+static int open_by_inode(const struct mt_cfi_key *k, uint32_t igen)
+{
+	struct {
+		struct file_handle fh;
+		uint32_t ino, gen;
+	} h = { .fh = { .handle_bytes = 8, .handle_type = 1 /* FILEID_INO32_GEN */ },
+		.ino = (uint32_t)k->ino, .gen = igen };
+	struct stat st;
+	int mfd, fd;
+
+	if (k->ino > UINT32_MAX || (mfd = mount_fd_of(k->dev)) < 0)
+		return -1;
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+	close(mfd);
+	if (fd >= 0 && (fstat(fd, &st) || st.st_ino != k->ino ||
+			kdev(major(st.st_dev), minor(st.st_dev)) != k->dev)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static int on_miss(void *ctx, void *data, size_t len)
 {
 	struct mt_unwind *u = ctx;
 	const struct mt_cfi_miss *m = data;
+	char p[96], path[4096];
+	ssize_t n;
 	int fd, err;
 
 	if (len < sizeof(*m))
 		return 0;
+	snprintf(p, sizeof(p), "/proc/%u/map_files/%llx-%llx", m->tgid,
+		 (unsigned long long)m->vm_start, (unsigned long long)m->vm_end);
 	fd = open_mapping((pid_t)m->tgid, m->vm_start, m->vm_end);
 	if (fd < 0) {
-		/* gone already: let the next process that meets it ask again */
+		/* gone already (a short-lived process): by inode */
+		fd = open_by_inode(&m->key, m->igen);
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	}
+	if (fd < 0) {
+		/* let the next process that meets it ask again */
 		bpf_map_delete_elem(u->asked_fd, &m->key);
 		return 0;
 	}
 	{
-		char p[96], path[4096];
-		ssize_t n;
-
-		snprintf(p, sizeof(p), "/proc/%u/map_files/%llx-%llx", m->tgid,
-			 (unsigned long long)m->vm_start, (unsigned long long)m->vm_end);
 		n = readlink(p, path, sizeof(path) - 1);
 		path[n > 0 ? n : 0] = 0;
 		err = ensure(u, &m->key, (pid_t)m->tgid, fd, path);

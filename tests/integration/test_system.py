@@ -302,3 +302,29 @@ def test_reused_pid_is_another_process(tmp_path):
     for start, entries in runs.items():
         assert sum(e["alloc_count"] for e in entries) == 3
         assert sum(e["alloc_bytes"] for e in entries) == 3333
+
+
+def test_short_lived_program(tmp_path):
+    """-a: a program that lives a few milliseconds still gets its unwind
+    table (opened by inode when its mappings are gone), kept for its next
+    runs: those have complete, symbolized stacks though no process of
+    theirs is alive when memtrace reports."""
+    import subprocess
+    t = Tracer("-a", "-v", out=str(tmp_path / "r.json"))
+    try:
+        subprocess.run([os.path.join(PROGS, "nofp")], capture_output=True, check=True)
+        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "nofp"))
+        b = subprocess.Popen([os.path.join(PROGS, "nofp")], stdout=subprocess.DEVNULL)
+        b.wait()
+        rc, reps, err = t.finish(signal.SIGINT)
+    finally:
+        if t.p.poll() is None:
+            t.p.kill()
+    assert rc == 0, err
+    mine = of_pid(reps[-1], b.pid)
+    level3 = [e for e in mine if e["frames"] and e["frames"][0]["symbol"] == "level3"]
+    assert sum(e["alloc_count"] for e in level3) == 3
+    for e in level3:
+        assert [f["symbol"] for f in e["frames"]][-4:] == [
+            "main", "__libc_start_call_main", "__libc_start_main@@GLIBC_2.34", "_start"]
+        assert e["truncated"] is False
