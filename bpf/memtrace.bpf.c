@@ -767,7 +767,6 @@ static __always_inline void outstanding_add(__u64 size)
 	}
 }
 
-/* A tracked block went away: take it out of its stack's numbers. */
 /* Can tgid have one more live block (--max-allocs-per-process)? */
 static __always_inline bool proc_room(__u32 tgid)
 {
@@ -791,6 +790,7 @@ static __always_inline void proc_live_add(__u32 tgid, __s64 d)
 		__sync_fetch_and_add(n, d);
 }
 
+/* A tracked block went away: take it out of its stack's numbers. */
 static __always_inline void account_free(const struct mt_alloc *a)
 {
 	struct mt_stats_key k = { .tgid = a->owner, .gen = a->owner_gen, .stack_id = a->stack_id };
