@@ -152,7 +152,8 @@ fuzz-smoke: $(BUILD)/tests/fuzz_cfi $(BUILD)/tests/fixtures/cfi_sample.so $(BUIL
 
 fuzz: $(BUILD)/tests/fuzz_cfi $(BUILD)/tests/fixtures/cfi_sample.so $(BUILD)/tests/progs/nofp
 	$(Q)mkdir -p $(BUILD)/fuzz-corpus $(BUILD)/fuzz-seeds
-	$(Q)cp $(BUILD)/tests/fixtures/cfi_sample.so $(BUILD)/tests/progs/nofp $(BUILD)/fuzz-seeds/
+	$(Q)cp $(BUILD)/tests/fixtures/cfi_sample.so $(BUILD)/tests/progs/nofp tests/fuzz/regress/* \
+		$(BUILD)/fuzz-seeds/
 	$(Q)$(BUILD)/tests/fuzz_cfi -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 		-print_final_stats=1 $(BUILD)/fuzz-corpus $(BUILD)/fuzz-seeds
 

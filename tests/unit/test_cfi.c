@@ -374,3 +374,18 @@ Test(cfi, same_rules_as_libdw_ld_so)
 {
 	against_libdw("/lib64/ld-linux-x86-64.so.2");
 }
+
+/* Found by fuzzing: libdw's interpreter allocated 1.6 GB and ran 14 s on
+ * this file (one huge register number). Ours must refuse it at once. */
+Test(cfi, fuzz_regression_libdw_oom, .timeout = 5)
+{
+	struct mt_cfi c;
+	int fd = open(MT_SRCDIR "/tests/fuzz/regress/libdw-oom.elf", O_RDONLY);
+
+	cr_assert(fd >= 0);
+	mt_cfi__build(fd, &c); /* any result, quickly and within memory */
+	for (size_t i = 1; i < c.nrows; i++)
+		cr_assert_gt(c.rows[i].pc, c.rows[i - 1].pc);
+	mt_cfi__clear(&c);
+	close(fd);
+}
