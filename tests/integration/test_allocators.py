@@ -23,9 +23,11 @@ EXPECT = {  # function: (outstanding bytes, outstanding count, allocations, free
     ("mimalloc", r"libmimalloc\.so"),
     ("musl_static", r"other_allocs_musl_static$"),
     ("glibc_static", r"other_allocs_glibc_static$"),
+    ("prefixed", r"libmt_prefixed\.so"),  # je_malloc, je_free, ...: prefixed.c
 ])
 def test_other_allocator_exact(variant, provider):
-    r = memtrace("-v", "--json", "-n", "0", "--", prog("other_allocs_" + variant))
+    name = "prefixed" if variant == "prefixed" else "other_allocs_" + variant
+    r = memtrace("-v", "--json", "-n", "0", "--", prog(name))
     assert r.returncode == 0, r.stderr
     rep = reports(r.stdout)[-1]
     for fn, (ob, oc, ac, fc) in EXPECT.items():

@@ -22,10 +22,16 @@ def kernel_stacks(rep, pid, first):
             and s["frames"] and s["frames"][0]["symbol"] == first]
 
 
-def test_pipes_held_open():
+import pytest
+
+
+@pytest.mark.parametrize("mode", ["-p", "-a"])
+def test_pipes_held_open(mode):
+    """-p: the kernel allocations made for the target; -a: for every
+    process, each attributed to the one that was running."""
     w = Waiter(name="pipes")
     try:
-        t = Tracer("-p", str(w.pid), "--kernel")
+        t = Tracer(*(["-p", str(w.pid)] if mode == "-p" else ["-a"]), "--kernel")
         w.step("step1")
         rc, reps, err = t.finish(signal.SIGINT)
     finally:
