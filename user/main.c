@@ -54,6 +54,7 @@ struct app {
 	size_t cap;
 	struct mt_pairmap *by_pid;	/* (pid, 0) -> index in targets */
 	struct mt_pairmap *hooked;	/* (owner << 32 | dev, ino): files hooked */
+	struct mt_pairmap *born;	/* --: new processes: 1 hooked, 2 stopped, 3 running */
 	int cgroup_fd;
 	struct mt_child child;
 	bool have_child;
@@ -670,6 +671,8 @@ static bool all_exited(struct app *a)
 {
 	if (a->o.all)
 		return false; /* -a: until a signal or --duration */
+	if (a->have_child)
+		return a->child.exited; /* --: the command, whatever it left running */
 	for (int i = 0; i < a->ntargets; i++)
 		if (!a->targets[i].info.exited)
 			return false;
@@ -690,19 +693,108 @@ static void target_gone(struct app *a, struct target *t)
 	t->info.exited = true;
 }
 
+/* Hook what a traced process maps now; quiet when there is nothing. */
+static void hook_files(struct app *a, pid_t pid, const struct mt_paths *files)
+{
+	for (size_t i = 0; i < files->n; i++)
+		attach_object(a, pid, files->v[i]);
+	if (a->unwind) {
+		for (size_t i = 0; i < files->n; i++)
+			mt_unwind__add_file(a->unwind, pid, files->v[i]);
+		mt_unwind__flush(a->unwind);
+	}
+}
+
+/* --: the command forked: hook the child (it maps what its parent does)
+ * before it runs; it stays stopped until then. */
+static void follow_fork(struct app *a, pid_t parent, pid_t child)
+{
+	struct target *t = find_target(a, child), *p;
+	struct mt_paths files;
+	long born = mt_pairmap__get(a->born, (uint64_t)child, 0);
+
+	if (!t) {
+		t = add_target(a, child);
+		p = find_target(a, parent);
+		if (p)
+			t->info = p->info;
+		t->info.pid = child;
+		t->info.gen = 0; /* its own start: unknown here, matched by pid */
+		t->info.exited = false;
+		t->pidfd = -1;
+	}
+	if (!mt_target__mapped_files(child, &files)) {
+		hook_files(a, child, &files);
+		mt_paths__clear(&files);
+	}
+	refresh(a, t);
+	if (born == 2)
+		mt_target__cont(child); /* its first stop came first */
+	mt_pairmap__put(a->born, (uint64_t)child, 0, born == 2 ? 3 : 1);
+}
+
+/* A new process's first stop (or a group stop of a running one). */
+static void on_newborn(struct app *a, pid_t pid)
+{
+	long born = mt_pairmap__get(a->born, (uint64_t)pid, 0);
+
+	if (born == 1) {
+		mt_pairmap__put(a->born, (uint64_t)pid, 0, 3); /* hooked: run */
+		mt_target__cont(pid);
+	} else if (born < 0 && pid != a->child.pid) {
+		mt_pairmap__put(a->born, (uint64_t)pid, 0, 2); /* before its fork event */
+	} else {
+		mt_target__listen(pid); /* a group stop: stay stopped, as without us */
+	}
+}
+
+/* --: a traced process exec'd: hook its new program and libraries (found
+ * as the dynamic loader will) before it runs. */
+static void follow_exec(struct app *a, pid_t pid)
+{
+	char exe[64];
+	struct mt_paths files;
+	struct target *t = find_target(a, pid);
+
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
+	if (!mt_target__dependencies(exe, &files)) {
+		hook_files(a, pid, &files);
+		mt_paths__clear(&files);
+	}
+	if (t)
+		refresh(a, t);
+}
+
 static void on_child(struct app *a)
 {
-	enum mt_child_event ev;
+	struct mt_child_ev ev;
 
-	while (a->have_child && (ev = mt_target__poll(&a->child)) != MT_CHILD_NONE) {
-		struct target *t = &a->targets[0];
+	while (a->have_child && mt_target__poll(&a->child, &ev)) {
+		struct target *t = find_target(a, ev.pid);
 
-		if (ev == MT_CHILD_EXITING) {
-			/* last chance to read its mappings */
-			refresh(a, t);
-			mt_target__resume(&a->child);
-		} else if (ev == MT_CHILD_EXITED) {
-			target_gone(a, t);
+		switch (ev.type) {
+		case MT_CHILD_EXITING:
+			if (t)
+				refresh(a, t); /* last chance to read its mappings */
+			mt_target__cont(ev.pid);
+			break;
+		case MT_CHILD_EXITED:
+			if (t)
+				target_gone(a, t);
+			break;
+		case MT_CHILD_FORKED:
+			follow_fork(a, ev.pid, ev.newpid);
+			mt_target__cont(ev.pid);
+			break;
+		case MT_CHILD_NEWBORN:
+			on_newborn(a, ev.pid);
+			break;
+		case MT_CHILD_EXECED:
+			follow_exec(a, ev.pid);
+			mt_target__cont(ev.pid);
+			break;
+		default:
+			break;
 		}
 	}
 }
@@ -971,6 +1063,7 @@ static void cleanup(struct app *a)
 	free(a->procs);
 	mt_pairmap__free(a->by_pid);
 	mt_pairmap__free(a->hooked);
+	mt_pairmap__free(a->born);
 	if (a->cgroup_fd >= 0)
 		close(a->cgroup_fd);
 	mt_ksyms__free(a->ksyms);
@@ -1051,7 +1144,8 @@ int main(int argc, char **argv)
 	raise_nofile_limit();
 	a->by_pid = mt_pairmap__new(64);
 	a->hooked = mt_pairmap__new(64);
-	if (!a->by_pid || !a->hooked) {
+	a->born = mt_pairmap__new(16);
+	if (!a->by_pid || !a->hooked || !a->born) {
 		error("out of memory");
 		return MT_EXIT_RUNTIME;
 	}

@@ -187,11 +187,36 @@ static void resolve(const char *name, const char *runpath, const char *origin, c
 	out[0] = 0;
 }
 
+/* A script's interpreter ("#!/bin/sh -e" -> /bin/sh), or 0 if not one. */
+static int interpreter(const char *path, char *out, size_t len)
+{
+	char buf[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	size_t start = 2;
+
+	if (fd >= 0)
+		close(fd);
+	if (n < 3 || buf[0] != '#' || buf[1] != '!')
+		return 0;
+	buf[n] = 0;
+	while (buf[start] == ' ' || buf[start] == '\t')
+		start++;
+	buf[start + strcspn(buf + start, " \t\n")] = 0;
+	snprintf(out, len, "%s", buf + start);
+	return out[0] == '/';
+}
+
 int mt_target__dependencies(const char *exe, struct mt_paths *out)
 {
 	const char *preload = getenv("LD_PRELOAD");
+	char interp[2][512];
 	int err;
 
+	/* a script runs its interpreter (which may exec another: followed) */
+	for (int depth = 0; depth < 2 && interpreter(exe, interp[depth], sizeof(interp[0]));
+	     depth++)
+		exe = interp[depth];
 	memset(out, 0, sizeof(*out));
 	if ((err = paths_add(out, exe)) < 0)
 		return err;
@@ -307,8 +332,11 @@ int mt_target__spawn(char **argv, const char *path, struct mt_child *c)
 	close(er[1]);
 	c->go_fd = go[1];
 	c->err_fd = er[0];
-	/* exit stop only: signals and stops pass through untouched */
-	if (ptrace(PTRACE_SEIZE, c->pid, 0, PTRACE_O_TRACEEXIT)) {
+	/* exit, fork and exec stops: memtrace follows the command's processes
+	 * and hooks each before it runs; signals and stops pass through */
+	if (ptrace(PTRACE_SEIZE, c->pid, 0,
+		   PTRACE_O_TRACEEXIT | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+			   PTRACE_O_TRACEEXEC)) {
 		err = -errno;
 		kill(c->pid, SIGKILL);
 		waitpid(c->pid, NULL, 0);
@@ -372,33 +400,62 @@ void mt_target__reap(struct mt_child *c)
 	}
 }
 
-enum mt_child_event mt_target__poll(struct mt_child *c)
+int mt_target__poll(struct mt_child *c, struct mt_child_ev *ev)
 {
+	unsigned long msg;
 	int st;
 	pid_t r;
 
-	if (c->exited)
-		return MT_CHILD_NONE;
-	r = waitpid(c->pid, &st, WNOHANG | __WALL);
+	memset(ev, 0, sizeof(*ev));
+	r = waitpid(-1, &st, WNOHANG | __WALL);
 	if (r <= 0)
-		return MT_CHILD_NONE;
+		return 0;
+	ev->pid = r;
 	if (WIFEXITED(st) || WIFSIGNALED(st)) {
-		c->status = st;
-		c->exited = true;
-		return MT_CHILD_EXITED;
+		if (r == c->pid) {
+			c->status = st;
+			c->exited = true;
+		}
+		ev->type = MT_CHILD_EXITED;
+		return 1;
 	}
 	if (!WIFSTOPPED(st))
-		return MT_CHILD_NONE;
-	if (st >> 8 == (SIGTRAP | (PTRACE_EVENT_EXIT << 8)))
-		return MT_CHILD_EXITING;
-	if (st >> 16 == PTRACE_EVENT_STOP) {
-		/* group stop (SIGSTOP, SIGTSTP): stay stopped, as without us */
-		ptrace(PTRACE_LISTEN, c->pid, 0, 0);
-		return MT_CHILD_NONE;
+		return 1;
+	switch (st >> 16) {
+	case PTRACE_EVENT_EXIT:
+		ev->type = MT_CHILD_EXITING;
+		return 1;
+	case PTRACE_EVENT_FORK:
+	case PTRACE_EVENT_VFORK:
+		if (ptrace(PTRACE_GETEVENTMSG, r, 0, &msg)) {
+			ptrace(PTRACE_CONT, r, 0, 0);
+			return 1;
+		}
+		ev->newpid = (pid_t)msg;
+		ev->type = MT_CHILD_FORKED;
+		return 1;
+	case PTRACE_EVENT_EXEC:
+		ev->type = MT_CHILD_EXECED;
+		return 1;
+	case PTRACE_EVENT_STOP:
+		/* a new process's first stop, or a group stop (SIGSTOP, SIGTSTP):
+		 * the caller knows which (a group stop: mt_target__listen) */
+		ev->type = MT_CHILD_NEWBORN;
+		return 1;
 	}
 	/* signal-delivery stop: deliver the signal as if we were not here */
-	ptrace(PTRACE_CONT, c->pid, 0, WSTOPSIG(st));
-	return MT_CHILD_NONE;
+	ptrace(PTRACE_CONT, r, 0, WSTOPSIG(st));
+	return 1;
+}
+
+void mt_target__cont(pid_t pid)
+{
+	ptrace(PTRACE_CONT, pid, 0, 0);
+}
+
+void mt_target__listen(pid_t pid)
+{
+	ptrace(PTRACE_LISTEN, pid, 0, 0);
 }
 
 void mt_target__resume(struct mt_child *c)

@@ -52,15 +52,31 @@ struct mt_child {
 
 enum mt_child_event {
 	MT_CHILD_NONE,
-	MT_CHILD_EXITING,	/* stopped at exit, maps readable; then resumed */
-	MT_CHILD_EXITED,	/* gone; status valid */
+	MT_CHILD_EXITING,	/* pid stopped at exit, maps readable: resume it */
+	MT_CHILD_EXITED,	/* pid gone (the command: status valid) */
+	MT_CHILD_FORKED,	/* pid stopped having forked newpid: resume it */
+	MT_CHILD_NEWBORN,	/* pid, a new process, stopped before it runs */
+	MT_CHILD_EXECED,	/* pid stopped after exec, new image mapped: resume it */
+};
+
+/* The command and every process it starts are traced (ptrace-seized:
+ * fork, exec and exit stops; signals and job control pass through). */
+struct mt_child_ev {
+	enum mt_child_event type;
+	pid_t pid;
+	pid_t newpid;		/* MT_CHILD_FORKED */
 };
 
 int mt_target__spawn(char **argv, const char *path, struct mt_child *c);
 /* Let the child exec. 0, or -errno from the failed exec (child reaped). */
 int mt_target__release(struct mt_child *c);
-/* Handle one pending state change of the child (non-blocking). */
-enum mt_child_event mt_target__poll(struct mt_child *c);
+/* Handle one pending state change of the command or a descendant
+ * (non-blocking). Events that leave a process stopped are returned for
+ * the caller to act on, then mt_target__cont. */
+int mt_target__poll(struct mt_child *c, struct mt_child_ev *ev); /* 0: nothing pending */
+/* Resume a stopped descendant; keep one in a group stop stopped. */
+void mt_target__cont(pid_t pid);
+void mt_target__listen(pid_t pid);
 /* Block until the child is gone, letting it through any stop. */
 void mt_target__reap(struct mt_child *c);
 /* Resume the child after MT_CHILD_EXITING. */

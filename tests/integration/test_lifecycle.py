@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import (MEMTRACE, Tracer, Waiter, assert_no_probes_left, by_function,
-                      memtrace, reports)
+                      memtrace, prog, reports, trace_cmd)
 
 
 @pytest.fixture
@@ -157,3 +157,38 @@ def test_text_report(tmp_path):
 
 
 import os  # noqa: E402  (used by the exit test)
+
+
+def test_command_children_and_execs_are_followed(tmp_path):
+    """-- COMMAND follows the processes the command starts: a shell script
+    runs two programs; each is hooked before it runs (fork and exec stops),
+    so both have exact numbers and complete stacks."""
+    script = tmp_path / "run.sh"
+    script.write_text(f"#!/bin/sh\n{prog('nofp')} >/dev/null\n{prog('allocs')} >/dev/null\n")
+    script.chmod(0o755)
+    rep, r = trace_cmd(str(script), opts=("-n", "0"))
+    procs = {p["comm"]: p for p in rep["processes"]}
+    assert {"run.sh", "nofp", "allocs"} <= set(procs), procs
+    assert all(p["exited"] for p in rep["processes"])
+    nofp = [e for e in rep["stacks"] if e["pid"] == procs["nofp"]["pid"]]
+    assert by_function(nofp, "level3")["alloc_bytes"] == 3333
+    assert by_function(nofp, "cmp_alloc")["alloc_bytes"] == 77
+    for e in nofp:
+        if e["frames"] and e["frames"][0]["symbol"] == "level3":
+            assert e["truncated"] is False
+    allocs = [e for e in rep["stacks"] if e["pid"] == procs["allocs"]["pid"]]
+    assert by_function(allocs, "use_malloc")["alloc_count"] == 3
+
+
+def test_command_fork_child_traced():
+    """-- COMMAND that forks (no exec): the child is traced from its first
+    allocation, apart from its parent; its free of an inherited block does
+    not touch the parent's numbers."""
+    rep, r = trace_cmd("forker", "now")
+    child = int([l for l in r.stdout.splitlines() if l.startswith("step1")][0].split()[1])
+    parent = [p["pid"] for p in rep["processes"] if p["pid"] != child][0]
+    mine = lambda pid: [e for e in rep["stacks"] if e["pid"] == pid]
+    got = by_function(mine(parent), "parent_alloc")
+    assert (got["alloc_bytes"], got["outstanding_bytes"], got["free_count"]) == (1700, 1700, 0)
+    got = by_function(mine(child), "child_alloc")
+    assert (got["alloc_bytes"], got["alloc_count"], got["outstanding_bytes"]) == (1500, 5, 1500)

@@ -5,7 +5,9 @@
  * child allocates 5 x 300 bytes in child_alloc (kept), frees the
  * 700-byte block it inherited (not one it allocated) and exits; the
  * parent waits for it, prints "step1", waits for SIGUSR1 and exits.
+ * With "now": no waiting for signals.
  */
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "testprog.h"
@@ -25,14 +27,16 @@ NOINLINE void child_alloc(void)
 		hold(malloc(300));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	int now = argc > 1 && !strcmp(argv[1], "now");
 	pid_t child;
 
 	block_usr1();
 	printf("thread none\nready\n");
 	fflush(stdout);
-	wait_usr1();
+	if (!now)
+		wait_usr1();
 	parent_alloc();
 	child = fork();
 	if (child == 0) {
@@ -43,6 +47,7 @@ int main(void)
 	waitpid(child, NULL, 0);
 	printf("step1 %d\n", child);
 	fflush(stdout);
-	wait_usr1();
+	if (!now)
+		wait_usr1();
 	return 0;
 }
