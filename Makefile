@@ -114,7 +114,8 @@ $(BUILD)/tests/unit/%.o: tests/unit/%.c $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -DMT_SRCDIR='"$(CURDIR)"' -DMT_BUILDDIR='"$(CURDIR)/$(BUILD)"' -c $< -o $@
 
-CFI_FIXTURES := $(addprefix $(BUILD)/tests/fixtures/,cfi_sample.so cfi_sample_nohdr.so cfi_sample_debug.so)
+CFI_FIXTURES := $(addprefix $(BUILD)/tests/fixtures/,cfi_sample.so cfi_sample_nohdr.so cfi_sample_debug.so \
+	cfi_dup.so cfi_huge.so)
 
 $(BUILD)/tests/unit_tests: $(UNIT_OBJS) $(PURE_OBJS) | $(CFI_FIXTURES)
 	$(call msg,LINK,$@)
@@ -131,6 +132,16 @@ $(BUILD)/tests/fixtures/cfi_sample_nohdr.so: tests/fixtures/cfi_sample.S $(DEPS_
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -shared -nostdlib -Wl,--no-eh-frame-hdr $< -o $@
 
+$(BUILD)/tests/fixtures/cfi_dup.so: tests/fixtures/cfi_crafted.S $(DEPS_STAMP)
+	$(call msg,AS,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -shared -nostdlib -Wl,--no-eh-frame-hdr $< -o $@
+
+$(BUILD)/tests/fixtures/cfi_huge.so: tests/fixtures/cfi_crafted.S $(DEPS_STAMP)
+	$(call msg,AS,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -shared -nostdlib -Wl,--no-eh-frame-hdr -DHUGE $< -o $@
+
 $(BUILD)/tests/fixtures/cfi_sample_debug.so: tests/fixtures/cfi_sample.S $(DEPS_STAMP)
 	$(call msg,AS,$@)
 	$(Q)mkdir -p $(@D)
@@ -141,7 +152,7 @@ FUZZ_SECONDS ?= 600
 $(BUILD)/tests/fuzz_cfi: tests/fuzz/fuzz_cfi.c user/cfi.c user/strutil.c user/pairmap.c $(DEPS_STAMP)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -fsanitize=fuzzer,address,undefined \
+	$(Q)$(CLANG) -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		$(filter %.c,$^) -ldw -lelf -o $@
 
 # CI: a short run, so a crash the seeds reach fails the build (log kept)

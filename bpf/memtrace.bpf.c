@@ -80,9 +80,11 @@ static __always_inline bool selected(__u32 tgid)
 	if (tgid == self_tgid)
 		return false;
 	if (filter_comm) {
+		struct task_struct *t = bpf_get_current_task_btf();
 		struct comm_key k = {};
 
-		bpf_get_current_comm(k.c, sizeof(k.c));
+		/* the process's name: a thread may have named itself */
+		BPF_CORE_READ_INTO(&k.c, t, group_leader, comm);
 		if (!bpf_map_lookup_elem(&comms, &k))
 			return false;
 	}
@@ -586,6 +588,7 @@ static long unwind_step(__u64 i, struct unwind *u)
 		if (bpf_probe_read_user(fr, sizeof(fr), (void *)(cfa - 16)))
 			return 1;
 		u->bp = fr[0];
+		u->bp_ok = 1;
 		ra = fr[1];
 	} else if (bpf_probe_read_user(&ra, 8, (void *)(cfa - 8))) {
 		return 1;
@@ -593,10 +596,12 @@ static long unwind_step(__u64 i, struct unwind *u)
 	if (row.rbp_off == MT_RBP_UNDEF) {
 		u->bp_ok = 0;
 	} else if (row.rbp_off && row.rbp_off != -2) {
-		if (bpf_probe_read_user(&bp, 8, (void *)(cfa + (__s64)row.rbp_off * 8)))
+		if (bpf_probe_read_user(&bp, 8, (void *)(cfa + (__s64)row.rbp_off * 8))) {
 			u->bp_ok = 0;
-		else
+		} else {
 			u->bp = bp;
+			u->bp_ok = 1;
+		}
 	}
 	u->sp = cfa;
 	u->pc = ra;
@@ -1217,7 +1222,7 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 	e->tgid = child->tgid;
 	e->type = MT_PROC_FORK;
 	e->ts_ns = bpf_ktime_get_ns();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	BPF_CORE_READ_INTO(&e->comm, parent, group_leader, comm);
 	e->parent = parent->tgid;
 	e->gen = (__u32)(child->start_boottime >> 10) ?: 1;
 	bpf_ringbuf_submit(e, 0);

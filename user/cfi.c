@@ -152,6 +152,12 @@ struct cursor {
 	bool bad;
 };
 
+/* a * b, wrapping (hostile input must not be undefined behaviour) */
+static int64_t mulw(uint64_t a, int64_t b)
+{
+	return (int64_t)(a * (uint64_t)b);
+}
+
 static uint64_t uleb(struct cursor *c)
 {
 	uint64_t v = 0;
@@ -183,7 +189,7 @@ static int64_t sleb(struct cursor *c)
 		shift += 7;
 		if (!(b & 0x80)) {
 			if (shift < 64 && (b & 0x40))
-				v |= -((int64_t)1 << shift);
+				v = (int64_t)((uint64_t)v | (~0ULL << shift));
 			return v;
 		}
 	}
@@ -254,7 +260,7 @@ static uint64_t run_to_advance(struct cursor *c, struct cfa_state *s, const stru
 		case 2: /* offset */
 			n = uleb(c);
 			if ((r = rule_of(s, ci, lo)))
-				*r = (struct rule){ H_OFFSET, (int64_t)n * ci->daf };
+				*r = (struct rule){ H_OFFSET, mulw(n, ci->daf) };
 			continue;
 		case 3: /* restore */
 			if ((r = rule_of(s, ci, lo)))
@@ -270,7 +276,7 @@ static uint64_t run_to_advance(struct cursor *c, struct cfa_state *s, const stru
 		case DW_CFA_set_loc: {
 			uint64_t a;
 
-			if (!read_ptr(c->p, c->end, (uint8_t)ci->fde_enc,
+			if (!sec_base || !read_ptr(c->p, c->end, (uint8_t)ci->fde_enc,
 				      insn_vaddr_base + (uint64_t)(c->p - sec_base), &a)) {
 				c->bad = true;
 				break;
@@ -293,12 +299,12 @@ static uint64_t run_to_advance(struct cursor *c, struct cfa_state *s, const stru
 			reg = uleb(c);
 			n = uleb(c);
 			if ((r = rule_of(s, ci, reg)))
-				*r = (struct rule){ H_OFFSET, (int64_t)n * ci->daf };
+				*r = (struct rule){ H_OFFSET, mulw(n, ci->daf) };
 			break;
 		case DW_CFA_offset_extended_sf:
 			reg = uleb(c);
 			if ((r = rule_of(s, ci, reg)))
-				*r = (struct rule){ H_OFFSET, sleb(c) * ci->daf };
+				*r = (struct rule){ H_OFFSET, mulw((uint64_t)sleb(c), ci->daf) };
 			else
 				sleb(c);
 			break;
@@ -306,7 +312,7 @@ static uint64_t run_to_advance(struct cursor *c, struct cfa_state *s, const stru
 			reg = uleb(c);
 			n = uleb(c);
 			if ((r = rule_of(s, ci, reg)))
-				*r = (struct rule){ H_OFFSET, -(int64_t)n * ci->daf };
+				*r = (struct rule){ H_OFFSET, mulw(0 - n, ci->daf) };
 			break;
 		case DW_CFA_restore_extended:
 			reg = uleb(c);
@@ -348,7 +354,7 @@ static uint64_t run_to_advance(struct cursor *c, struct cfa_state *s, const stru
 			break;
 		case DW_CFA_def_cfa_sf:
 			s->cfa_reg = uleb(c);
-			s->cfa_off = sleb(c) * ci->daf;
+			s->cfa_off = mulw((uint64_t)sleb(c), ci->daf);
 			s->cfa_how = C_REG;
 			break;
 		case DW_CFA_def_cfa_register:
@@ -362,7 +368,7 @@ static uint64_t run_to_advance(struct cursor *c, struct cfa_state *s, const stru
 				s->cfa_how = C_OTHER;
 			break;
 		case DW_CFA_def_cfa_offset_sf:
-			s->cfa_off = sleb(c) * ci->daf;
+			s->cfa_off = mulw((uint64_t)sleb(c), ci->daf);
 			if (s->cfa_how == C_PLT)
 				s->cfa_how = C_OTHER;
 			break;
@@ -635,11 +641,50 @@ static uint64_t exec_seg_delta(Elf *elf)
 	return 0;
 }
 
+/* The executable segments' addresses: rows outside them are noise (or an
+ * attack: one FDE claiming 4 GiB would make a table of a million pages). */
+struct text {
+	uint64_t lo[8], hi[8];
+	int n;
+};
+
+static void text_ranges(Elf *elf, struct text *t)
+{
+	size_t nph;
+
+	t->n = 0;
+	if (elf_getphdrnum(elf, &nph))
+		return;
+	for (size_t i = 0; i < nph && t->n < 8; i++) {
+		GElf_Phdr ph;
+
+		if (gelf_getphdr(elf, i, &ph) && ph.p_type == PT_LOAD && (ph.p_flags & PF_X) &&
+		    ph.p_memsz && ph.p_vaddr + ph.p_memsz > ph.p_vaddr) {
+			t->lo[t->n] = ph.p_vaddr;
+			t->hi[t->n++] = ph.p_vaddr + ph.p_memsz;
+		}
+	}
+}
+
+/* Clip f to the executable segment it starts in; false if none. */
+static bool clip(const struct text *t, struct fde_info *f)
+{
+	for (int i = 0; i < t->n; i++) {
+		if (f->start >= t->lo[i] && f->start < t->hi[i]) {
+			if (f->end > t->hi[i])
+				f->end = t->hi[i];
+			return true;
+		}
+	}
+	return false;
+}
+
 static int build(Elf *elf, struct mt_cfi *c)
 {
 	struct fde_info *fdes = NULL;
 	struct cie_info *cies = NULL;
-	size_t nfdes = 0, ncies = 0, cap = 0;
+	size_t nfdes = 0, ncies = 0, cap = 0, kept = 0;
+	struct text text;
 	uint64_t sec_vaddr = 0;
 	const uint8_t *sec_base = NULL;
 	bool eh = true;
@@ -656,14 +701,24 @@ static int build(Elf *elf, struct mt_cfi *c)
 	}
 	if (err)
 		goto out;
+	text_ranges(elf, &text);
+	for (size_t i = 0; i < nfdes; i++)
+		if (clip(&text, &fdes[i]))
+			fdes[kept++] = fdes[i];
+	nfdes = kept;
+	if (!nfdes) {
+		err = -ENODATA;
+		goto out;
+	}
 	qsort(fdes, nfdes, sizeof(*fdes), cmp_fde);
-	for (size_t i = 0; i < nfdes && !err; i++) {
+	for (size_t i = 0, j = 0; i < nfdes && !err; i++) {
 		if (i && fdes[i].start == fdes[i - 1].start)
-			continue;
+			continue; /* a duplicate: the first one counts */
+		while (j < nfdes && fdes[j].start <= fdes[i].start)
+			j++; /* the next function that starts later */
 		c->nfdes++;
-		err = walk_fde(&fdes[i], &cies[fdes[i].cie],
-			       i + 1 < nfdes ? fdes[i + 1].start : UINT64_MAX, sec_vaddr, sec_base, eh,
-			       c, &cap);
+		err = walk_fde(&fdes[i], &cies[fdes[i].cie], j < nfdes ? fdes[j].start : UINT64_MAX,
+			       sec_vaddr, sec_base, eh, c, &cap);
 	}
 	if (!err && !c->nrows)
 		err = -ENODATA;

@@ -389,3 +389,29 @@ Test(cfi, fuzz_regression_libdw_oom, .timeout = 5)
 	mt_cfi__clear(&c);
 	close(fd);
 }
+
+/* The same FDE twice: the function keeps its rows. */
+Test(cfi, duplicate_fde)
+{
+	struct mt_cfi c = load_file(MT_BUILDDIR "/tests/fixtures/cfi_dup.so");
+
+	cr_expect_eq(c.nfdes, 1);
+	cr_assert_geq(c.nrows, 2);
+	cr_expect_eq(c.rows[0].kind, MT_CFA_RSP);
+	cr_expect_eq(c.rows[0].cfa_off, 8);
+	mt_cfi__clear(&c);
+}
+
+/* An FDE claiming 3.75 GiB is clipped to the executable segment: a few
+ * pages, not a million. */
+Test(cfi, huge_fde_clipped)
+{
+	struct mt_cfi c = load_file(MT_BUILDDIR "/tests/fixtures/cfi_huge.so");
+	struct mt_cfi_page *pages;
+	uint32_t npages, first;
+
+	cr_assert_eq(mt_cfi__pages(c.rows, c.nrows, 0, &pages, &npages, &first), 0);
+	cr_expect_leq(npages, 4);
+	free(pages);
+	mt_cfi__clear(&c);
+}
