@@ -168,13 +168,26 @@ struct {
 	__type(value, __s64);
 } sample_left SEC(".maps");
 
-/* Scratch space for one stack: too large for the BPF stack. */
+/*
+ * Scratch space for one stack: too large for the BPF stack. Slot 0 is the
+ * user walk's, slot 1 the kernel's: a kernel allocation in an interrupt
+ * may come in the middle of a user walk on the same CPU.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct mt_stack);
 } stack_buf SEC(".maps");
+
+/* A slot in use on this CPU (a preempted walk): another walk must not
+ * write over it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u32);
+} stack_busy SEC(".maps");
 
 static __always_inline void count(__u32 idx, __u64 n)
 {
@@ -374,8 +387,13 @@ static __always_inline void ask_table(struct unwind *u)
 	struct mt_cfi_miss *m;
 	__u8 one = 1;
 
-	if (bpf_map_update_elem(&cfi_asked, &u->key, &one, BPF_NOEXIST))
+	long err = bpf_map_update_elem(&cfi_asked, &u->key, &one, BPF_NOEXIST);
+
+	if (err) {
+		if (err != -17 /* EEXIST: asked already */)
+			count(MT_CNT_LOST_UNWIND_REQUEST, 1); /* too many files */
 		return;
+	}
 	m = bpf_ringbuf_reserve(&cfi_misses, sizeof(*m), 0);
 	if (!m) {
 		bpf_map_delete_elem(&cfi_asked, &u->key); /* ask again later */
@@ -688,15 +706,12 @@ static __always_inline __u64 store_stack(struct mt_stack *s, __u64 kind)
  * where a file has none), kernel stacks by the kernel. Returns the stack
  * id, or 0 when nothing could be captured.
  */
-static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
+static __always_inline __u64 walk_and_store(void *ctx, __u64 kind, struct mt_stack *s)
 {
 	bool kernel = kind == MT_STACK_KERNEL;
-	__u32 zero = 0, size = stack_depth * sizeof(__u64);
-	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &zero);
+	__u32 size = stack_depth * sizeof(__u64);
 	long n;
 
-	if (!s)
-		return 0;
 	if (!kernel && unwind_cfi) {
 		unwind_user(ctx, s);
 		if (!s->depth) {
@@ -719,6 +734,29 @@ static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
 	if (s->flags & MT_STACK_F_TRUNCATED)
 		count(MT_CNT_LOST_TRUNCATED, 1);
 	return store_stack(s, kind);
+}
+
+static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
+{
+	__u32 slot = kind == MT_STACK_KERNEL ? 1 : 0;
+	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &slot);
+	__u32 *busy = bpf_map_lookup_elem(&stack_busy, &slot);
+	__u64 id;
+
+	if (!s || !busy)
+		return 0;
+	if (*busy) {
+		/* kernel: memtrace's own map memory, allocated inside one of its
+		 * programs: not the process's (as an interrupt's is not) */
+		if (slot)
+			return MT_STACK_IRQ;
+		count(MT_CNT_LOST_STACK_FAILED, 1); /* a user walk preempted here */
+		return 0;
+	}
+	*busy = 1;
+	id = walk_and_store(ctx, kind, s);
+	*busy = 0;
+	return id;
 }
 
 /*

@@ -252,6 +252,7 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 		if (err) {
 			error("attaching uprobes to %s for PID %d failed: %s", path, pid,
 			      strerror(-err));
+			mt_pairmap__put(a->hooked, owner, st.st_ino, 0); /* said once */
 			return -MT_EXIT_RUNTIME;
 		}
 		print_probes(pid, path, info, n);
@@ -412,12 +413,8 @@ static int scan_all(struct app *a, bool first)
 		for (size_t i = 0; i < files.n; i++) {
 			int r = attach_object(a, -1, files.v[i]);
 
-			if (r < 0) {
-				mt_paths__clear(&files);
-				closedir(d);
-				return r;
-			}
-			found += r;
+			if (r > 0)
+				found += r; /* a failure was said, and is not retried */
 		}
 		mt_paths__clear(&files);
 		if (!t || t->info.exited) {
@@ -611,10 +608,23 @@ static size_t report_procs(struct app *a, const struct mt_snapshot *snap)
 	a->procs = calloc(a->ntargets + 1, sizeof(*a->procs));
 	if (!a->procs)
 		return 0;
-	for (size_t i = 0; seen && i < snap->nstats; i++)
-		mt_pairmap__put(seen, snap->stats[i].k.tgid, 0, 1);
+	for (size_t i = 0; seen && i < snap->nstats; i++) {
+		/* (tgid, 0) -> its one start, or -2 if it has had several */
+		long g = mt_pairmap__get(seen, snap->stats[i].k.tgid, 0);
+
+		mt_pairmap__put(seen, snap->stats[i].k.tgid, 0,
+				g < 0 || g == (long)snap->stats[i].k.gen ? (long)snap->stats[i].k.gen : -2);
+	}
+	for (int i = 0; seen && i < a->ntargets; i++) {
+		struct target *t = &a->targets[i];
+		long g = mt_pairmap__get(seen, (uint64_t)t->info.pid, 0);
+
+		/* a process found by a scan: its start, from its numbers */
+		if (!t->info.gen && g > 0 && mt_pairmap__get(a->by_pid, (uint64_t)t->info.pid, 0) == i)
+			t->info.gen = (uint32_t)g;
+	}
 	for (int i = 0; i < a->ntargets; i++) {
-		if (seen && mt_pairmap__get(seen, (uint64_t)a->targets[i].info.pid, 0) < 0)
+		if (seen && mt_pairmap__get(seen, (uint64_t)a->targets[i].info.pid, 0) == -1)
 			continue;
 		if (seen && mt_pairmap__get(a->by_pid, (uint64_t)a->targets[i].info.pid, 0) != i)
 			continue; /* an earlier process with a reused PID */
@@ -876,8 +886,13 @@ static void on_fork(struct app *a, pid_t tgid, uint32_t gen, pid_t parent, const
 {
 	struct target *t = find_target(a, tgid), *p;
 
-	if (t && !t->info.exited)
-		return; /* seen already */
+	if (t && !t->info.exited) {
+		if (!t->info.gen || t->info.gen == gen) {
+			t->info.gen = gen; /* seen already (by a scan of /proc) */
+			return;
+		}
+		target_gone(a, t); /* its PID is another process's now */
+	}
 	if (t)
 		mt_pairmap__put(a->by_pid, (uint64_t)tgid, 0, -1);
 	t = add_target(a, tgid);
@@ -953,6 +968,8 @@ static void drop_reported(struct app *a)
 
 		if (!t->info.exited || t->dropped)
 			continue;
+		if (!t->info.gen)
+			continue; /* which process it was is not known: keep it */
 		err = mt_tracer__drop_process(a->tracer, t->info.pid, t->info.gen);
 		if (err)
 			fprintf(stderr, "memtrace: warning: forgetting exited PID %d failed: %s\n",

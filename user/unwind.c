@@ -202,8 +202,22 @@ int mt_unwind__flush(struct mt_unwind *u)
 		  bpf_map_update_batch(u->tables_fd, keys, hdrs, &n, &opts)))
 		err = -errno;
 out:
-	for (size_t i = 0; i < u->npending; i++)
+	for (size_t i = 0; i < u->npending; i++) {
+		struct table *t;
+
 		close(u->pending[i].fd); /* cfi_rows holds the maps */
+		if (!err || !(t = find(u, &u->pending[i].key)))
+			continue;
+		/* not in BPF after all: forget it, so it is asked for again */
+		bpf_map_delete_elem(u->rows_fd, &t->key);
+		bpf_map_delete_elem(u->tables_fd, &t->key);
+		bpf_map_delete_elem(u->asked_fd, &t->key);
+		u->stats.tables--;
+		u->stats.rows -= t->rows;
+		u->stats.map_bytes -= t->map_bytes;
+		t->rows = t->map_bytes = 0;
+		t->loaded = false;
+	}
 	u->npending = 0;
 	u->stats.build_s += now_s() - t0;
 	for (size_t i = 0; i < u->nnews; i++) {
@@ -271,15 +285,25 @@ static int ensure(struct mt_unwind *u, const struct mt_cfi_key *k, pid_t pid, in
 	return err;
 }
 
-static int open_mapping(pid_t pid, uint64_t start, uint64_t end)
+/* The file mapped at [start, end) in pid, if it is still file k (the range
+ * may have been remapped since: dlclose, exec, a reused PID). */
+static int open_mapping(pid_t pid, uint64_t start, uint64_t end, const struct mt_cfi_key *k)
 {
 	char p[96];
+	struct stat st;
+	int fd;
 
 	/* map_files: the mapped file itself, never a path resolved in the
 	 * process's (maybe hostile) mount namespace */
 	snprintf(p, sizeof(p), "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)start,
 		 (unsigned long long)end);
-	return open(p, O_RDONLY | O_CLOEXEC);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) || st.st_ino != k->ino ||
+			kdev(major(st.st_dev), minor(st.st_dev)) != k->dev)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
 }
 
 /* Cached rules in BPF may be stale: drop them all. */
@@ -325,9 +349,9 @@ int mt_unwind__add_process(struct mt_unwind *u, pid_t pid)
 			err = add_user(t, pid);
 			continue;
 		}
-		fd = open_mapping(pid, m->start, m->end);
+		fd = open_mapping(pid, m->start, m->end, &k);
 		if (fd < 0)
-			continue; /* unmapped meanwhile */
+			continue; /* unmapped or remapped meanwhile */
 		err = ensure(u, &k, pid, fd, m->path);
 		close(fd);
 	}
@@ -451,7 +475,7 @@ static int on_miss(void *ctx, void *data, size_t len)
 		return 0;
 	snprintf(p, sizeof(p), "/proc/%u/map_files/%llx-%llx", m->tgid,
 		 (unsigned long long)m->vm_start, (unsigned long long)m->vm_end);
-	fd = open_mapping((pid_t)m->tgid, m->vm_start, m->vm_end);
+	fd = open_mapping((pid_t)m->tgid, m->vm_start, m->vm_end, &m->key);
 	if (fd < 0) {
 		/* gone already (a short-lived process): by inode */
 		fd = open_by_inode(&m->key, m->igen);
