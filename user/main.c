@@ -957,6 +957,33 @@ static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint64_t ts_ns, const c
 	refresh(a, t);
 }
 
+/* -a: forget the targets dropped (memory stays bounded however many
+ * short-lived processes come and go). */
+static void compact_targets(struct app *a)
+{
+	struct mt_pairmap *by = mt_pairmap__new(a->ntargets + 1);
+	int n = 0;
+
+	if (!by)
+		return;
+	for (int i = 0; i < a->ntargets; i++) {
+		struct target *t = &a->targets[i];
+
+		if (t->dropped) {
+			if (mt_pairmap__get(a->by_pid, (uint64_t)t->info.pid, 0) == i)
+				mt_symbolizer__drop_process(a->sym, t->info.pid);
+			continue;
+		}
+		a->targets[n] = *t;
+		if (mt_pairmap__get(a->by_pid, (uint64_t)t->info.pid, 0) == i)
+			mt_pairmap__put(by, (uint64_t)t->info.pid, 0, n);
+		n++;
+	}
+	mt_pairmap__free(a->by_pid);
+	a->by_pid = by;
+	a->ntargets = n;
+}
+
 /* -a: a process that exited has had its final numbers in the report just
  * printed; its state goes, so memory stays bounded and a reused PID
  * starts clean. */
@@ -976,6 +1003,7 @@ static void drop_reported(struct app *a)
 				t->info.pid, strerror(-err));
 		t->dropped = true;
 	}
+	compact_targets(a);
 }
 
 static void serve_unwind(struct app *a)

@@ -192,6 +192,17 @@ static struct proc *find_proc(struct mt_symbolizer *s, pid_t pid)
 	return NULL;
 }
 
+void mt_symbolizer__drop_process(struct mt_symbolizer *s, pid_t pid)
+{
+	struct proc *p = find_proc(s, pid);
+
+	if (!p)
+		return;
+	mt_procmaps__clear(&p->maps);
+	free(p->bin);
+	*p = s->procs[--s->nprocs];
+}
+
 int mt_symbolizer__add_process(struct mt_symbolizer *s, pid_t pid)
 {
 	struct mt_maps maps;

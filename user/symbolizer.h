@@ -23,6 +23,8 @@ void mt_symbolizer__free(struct mt_symbolizer *s);
  * recorded before if the process is gone. 0 or -errno.
  */
 int mt_symbolizer__add_process(struct mt_symbolizer *s, pid_t pid);
+/* Forget what was recorded of pid (its binaries stay). */
+void mt_symbolizer__drop_process(struct mt_symbolizer *s, pid_t pid);
 /*
  * Symbolize one return address of pid into out[0..max): the innermost
  * inlined function first, the real function last. Returns the number of
