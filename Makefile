@@ -48,7 +48,7 @@ PURE_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 
-PROG_C := $(filter-out tests/progs/lib%.c tests/progs/other_allocs.c tests/progs/nofp.c tests/progs/prefixed.c,$(wildcard tests/progs/*.c))
+PROG_C := $(filter-out tests/progs/lib%.c tests/progs/other_allocs.c tests/progs/nofp.c,$(wildcard tests/progs/*.c))
 PROG_CXX := $(filter-out tests/progs/nofp_cxx.cpp,$(wildcard tests/progs/*.cpp))
 # The same program on other allocators (tests/integration/test_allocators.py)
 OTHER_ALLOCS := $(addprefix $(BUILD)/tests/progs/other_allocs_,jemalloc tcmalloc mimalloc musl_static glibc_static)
@@ -203,9 +203,9 @@ $(BUILD)/tests/progs/other_allocs_glibc_static: tests/progs/other_allocs.c $(DEP
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -static $(PROG_FLAGS) $< -o $@
 
-$(BUILD)/tests/progs/prefixed: tests/progs/prefixed.c $(BUILD)/tests/progs/libmt_prefixed.so
+$(BUILD)/tests/progs/prefixed: tests/progs/other_allocs.c $(BUILD)/tests/progs/libmt_prefixed.so
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(PROG_FLAGS) $< -L$(@D) -lmt_prefixed -Wl,-rpath,'$$ORIGIN' -o $@
+	$(Q)$(CC) $(PROG_FLAGS) -DJE_PREFIX $< -L$(@D) -lmt_prefixed -Wl,-rpath,'$$ORIGIN' -o $@
 
 $(BUILD)/tests/progs/uselib: tests/progs/uselib.c $(BUILD)/tests/progs/libmt_testlib.so
 	$(call msg,CC,$@)

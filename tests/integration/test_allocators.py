@@ -23,7 +23,7 @@ EXPECT = {  # function: (outstanding bytes, outstanding count, allocations, free
     ("mimalloc", r"libmimalloc\.so"),
     ("musl_static", r"other_allocs_musl_static$"),
     ("glibc_static", r"other_allocs_glibc_static$"),
-    ("prefixed", r"libmt_prefixed\.so"),  # je_malloc, je_free, ...: prefixed.c
+    ("prefixed", r"libmt_prefixed\.so"),  # je_malloc, je_free, ...: -DJE_PREFIX
 ])
 def test_other_allocator_exact(variant, provider):
     name = "prefixed" if variant == "prefixed" else "other_allocs_" + variant

@@ -2,7 +2,8 @@
 /*
  * An allocator with jemalloc's prefixed names (a jemalloc built with
  * --with-jemalloc-prefix=je_ exports only these): a bump allocator over
- * a static arena, nothing from libc's malloc. For prefixed.c.
+ * a static arena, nothing from libc's malloc. For other_allocs.c built
+ * with -DJE_PREFIX (build/tests/progs/prefixed).
  */
 #include <stddef.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * Built against other allocators (Makefile): jemalloc, tcmalloc, musl
- * (static) and glibc (static). Expected per function:
+ * Built against other allocators (Makefile): jemalloc, tcmalloc, mimalloc,
+ * musl (static), glibc (static), and a je_-prefixed one (-DJE_PREFIX).
+ * Expected per function:
  *   keep_malloc   4 x 1000 kept              4000 / 4
  *   keep_calloc   2 x (10 x 100) kept        2000 / 2
  *   grow_realloc  realloc(NULL, 100) then realloc to 5000, kept:
@@ -10,6 +11,19 @@
  */
 #include <stdlib.h>
 #include "testprog.h"
+
+#ifdef JE_PREFIX
+/* built as `prefixed`: against an allocator that exports only jemalloc's
+ * je_-prefixed names (libmt_prefixed.so), as a prefixed jemalloc does */
+void *je_malloc(size_t n);
+void *je_calloc(size_t n, size_t size);
+void *je_realloc(void *p, size_t n);
+void je_free(void *p);
+#define malloc je_malloc
+#define calloc je_calloc
+#define realloc je_realloc
+#define free je_free
+#endif
 
 NOINLINE void keep_malloc(void)
 {
