@@ -246,7 +246,7 @@ static struct rule *rule_of(struct cfa_state *s, const struct cie_info *ci, uint
  */
 static uint64_t run_to_advance(struct cursor *c, struct cfa_state *s, const struct cie_info *ci,
 			       struct cfa_state *stack, int *depth, bool *more, uint64_t *set_loc,
-			       uint64_t insn_vaddr_base, const uint8_t *sec_base, bool eh)
+			       uint64_t insn_vaddr_base, const uint8_t *sec_base)
 {
 	while (c->p < c->end && !c->bad) {
 		uint8_t op = *c->p++, lo = op & 0x3f;
@@ -474,7 +474,7 @@ struct fde_info {
 };
 
 static int walk_fde(const struct fde_info *f, const struct cie_info *ci, uint64_t limit,
-		    uint64_t sec_vaddr, const uint8_t *sec_base, bool eh, struct mt_cfi *c,
+		    uint64_t sec_vaddr, const uint8_t *sec_base, struct mt_cfi *c,
 		    size_t *cap)
 {
 	struct cfa_state s = ci->init, stack[MAX_REMEMBER];
@@ -486,7 +486,7 @@ static int walk_fde(const struct fde_info *f, const struct cie_info *ci, uint64_
 	while (more && loc < end && loc <= UINT32_MAX) {
 		uint64_t set = UINT64_MAX;
 		uint64_t delta = run_to_advance(&cur, &s, ci, stack, &depth, &more, &set, sec_vaddr,
-						sec_base, eh);
+						sec_base);
 		uint64_t next = set != UINT64_MAX ? set : loc + delta * ci->caf;
 		struct mt_cfi_row r;
 
@@ -543,7 +543,7 @@ static bool parse_cie(const Dwarf_CIE *e, bool eh, struct cie_info *ci)
 				       .ra = { H_OTHER, 0 } };
 	/* the initial instructions have no advance worth keeping */
 	do {
-		run_to_advance(&cur, &ci->init, ci, stack, &depth, &more, &dummy, 0, NULL, eh);
+		run_to_advance(&cur, &ci->init, ci, stack, &depth, &more, &dummy, 0, NULL);
 	} while (more && !cur.bad);
 	return !cur.bad;
 }
@@ -687,14 +687,12 @@ static int build(Elf *elf, struct mt_cfi *c)
 	struct text text;
 	uint64_t sec_vaddr = 0;
 	const uint8_t *sec_base = NULL;
-	bool eh = true;
 	int err = collect(elf, ".eh_frame", &fdes, &nfdes, &cies, &ncies, &sec_vaddr, &sec_base);
 
 	c->source = ".eh_frame";
 	if (err == -ENODATA) {
 		free(fdes);
 		free(cies);
-		eh = false;
 		c->source = ".debug_frame";
 		err = collect(elf, ".debug_frame", &fdes, &nfdes, &cies, &ncies, &sec_vaddr,
 			      &sec_base);
@@ -718,7 +716,7 @@ static int build(Elf *elf, struct mt_cfi *c)
 			j++; /* the next function that starts later */
 		c->nfdes++;
 		err = walk_fde(&fdes[i], &cies[fdes[i].cie], j < nfdes ? fdes[j].start : UINT64_MAX,
-			       sec_vaddr, sec_base, eh, c, &cap);
+			       sec_vaddr, sec_base, c, &cap);
 	}
 	if (!err && !c->nrows)
 		err = -ENODATA;

@@ -703,12 +703,13 @@ static void target_gone(struct app *a, struct target *t)
 	t->info.exited = true;
 }
 
-/* Hook what a traced process maps now; quiet when there is nothing. */
-static void hook_files(struct app *a, pid_t pid, const struct mt_paths *files)
+/* Hook files for pid, quiet when there is nothing; with tables, also
+ * their unwind tables (files not mapped yet: after an exec). */
+static void hook_files(struct app *a, pid_t pid, const struct mt_paths *files, bool tables)
 {
 	for (size_t i = 0; i < files->n; i++)
 		attach_object(a, pid, files->v[i]);
-	if (a->unwind) {
+	if (a->unwind && tables) {
 		for (size_t i = 0; i < files->n; i++)
 			mt_unwind__add_file(a->unwind, pid, files->v[i]);
 		mt_unwind__flush(a->unwind);
@@ -734,10 +735,10 @@ static void follow_fork(struct app *a, pid_t parent, pid_t child)
 		t->pidfd = -1;
 	}
 	if (!mt_target__mapped_files(child, &files)) {
-		hook_files(a, child, &files);
+		hook_files(a, child, &files, false);
 		mt_paths__clear(&files);
 	}
-	refresh(a, t);
+	refresh(a, t); /* names, symbols, unwind tables of what it maps */
 	if (born == 2)
 		mt_target__cont(child); /* its first stop came first */
 	mt_pairmap__put(a->born, (uint64_t)child, 0, born == 2 ? 3 : 1);
@@ -768,7 +769,7 @@ static void follow_exec(struct app *a, pid_t pid)
 
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
 	if (!mt_target__dependencies(exe, &files)) {
-		hook_files(a, pid, &files);
+		hook_files(a, pid, &files, true);
 		mt_paths__clear(&files);
 	}
 	if (t)
@@ -943,7 +944,6 @@ static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint64_t ts_ns, const c
 			"released\n", tgid, (unsigned long long)purged);
 	if (!t || t->info.exited)
 		return;
-	mt_target__proc_info(tgid, &t->info);
 	if (!a->have_child) {
 		struct mt_paths files;
 

@@ -458,11 +458,6 @@ void mt_target__listen(pid_t pid)
 	ptrace(PTRACE_LISTEN, pid, 0, 0);
 }
 
-void mt_target__resume(struct mt_child *c)
-{
-	ptrace(PTRACE_CONT, c->pid, 0, 0);
-}
-
 int mt_target__exit_code(const struct mt_child *c)
 {
 	if (WIFEXITED(c->status))

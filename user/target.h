@@ -79,8 +79,6 @@ void mt_target__cont(pid_t pid);
 void mt_target__listen(pid_t pid);
 /* Block until the child is gone, letting it through any stop. */
 void mt_target__reap(struct mt_child *c);
-/* Resume the child after MT_CHILD_EXITING. */
-void mt_target__resume(struct mt_child *c);
 /* Exit code to pass through: status, or 128 + signal. */
 int mt_target__exit_code(const struct mt_child *c);
 

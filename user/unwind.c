@@ -285,25 +285,30 @@ static int ensure(struct mt_unwind *u, const struct mt_cfi_key *k, pid_t pid, in
 	return err;
 }
 
-/* The file mapped at [start, end) in pid, if it is still file k (the range
- * may have been remapped since: dlclose, exec, a reused PID). */
-static int open_mapping(pid_t pid, uint64_t start, uint64_t end, const struct mt_cfi_key *k)
+/* fd, if it is open on file k; else -1 (and fd closed). */
+static int is_file(int fd, const struct mt_cfi_key *k)
 {
-	char p[96];
 	struct stat st;
-	int fd;
 
-	/* map_files: the mapped file itself, never a path resolved in the
-	 * process's (maybe hostile) mount namespace */
-	snprintf(p, sizeof(p), "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)start,
-		 (unsigned long long)end);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 && (fstat(fd, &st) || st.st_ino != k->ino ||
 			kdev(major(st.st_dev), minor(st.st_dev)) != k->dev)) {
 		close(fd);
 		fd = -1;
 	}
 	return fd;
+}
+
+/* The file mapped at [start, end) in pid, if it is still file k (the range
+ * may have been remapped since: dlclose, exec, a reused PID). */
+static int open_mapping(pid_t pid, uint64_t start, uint64_t end, const struct mt_cfi_key *k)
+{
+	char p[96];
+
+	/* map_files: the mapped file itself, never a path resolved in the
+	 * process's (maybe hostile) mount namespace */
+	snprintf(p, sizeof(p), "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)start,
+		 (unsigned long long)end);
+	return is_file(open(p, O_RDONLY | O_CLOEXEC), k);
 }
 
 /* Cached rules in BPF may be stale: drop them all. */
@@ -448,19 +453,13 @@ static int open_by_inode(const struct mt_cfi_key *k, uint32_t igen)
 		uint32_t ino, gen;
 	} h = { .fh = { .handle_bytes = 8, .handle_type = 1 /* FILEID_INO32_GEN */ },
 		.ino = (uint32_t)k->ino, .gen = igen };
-	struct stat st;
 	int mfd, fd;
 
 	if (k->ino > UINT32_MAX || (mfd = mount_fd_of(k->dev)) < 0)
 		return -1;
 	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
 	close(mfd);
-	if (fd >= 0 && (fstat(fd, &st) || st.st_ino != k->ino ||
-			kdev(major(st.st_dev), minor(st.st_dev)) != k->dev)) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
+	return is_file(fd, k);
 }
 
 static int on_miss(void *ctx, void *data, size_t len)
