@@ -246,7 +246,7 @@ struct mt_purge_args {
 _Static_assert(sizeof(struct mt_alloc_key) == 16, "mt_alloc_key layout");
 _Static_assert(sizeof(struct mt_alloc) == 40, "mt_alloc layout");
 _Static_assert(sizeof(struct mt_stats_key) == 16, "mt_stats_key layout");
-_Static_assert(sizeof(struct mt_stats) == 48, "mt_stats layout");
+_Static_assert(sizeof(struct mt_stats) == 6 * 8, "mt_stats: __u64 counters only (summed per CPU)");
 _Static_assert(sizeof(struct mt_stack) == 8 + 8 * MT_MAX_DEPTH, "mt_stack layout");
 _Static_assert(sizeof(struct mt_call) == 80, "mt_call layout");
 _Static_assert(sizeof(struct mt_cfi_row) == 8, "mt_cfi_row layout");

@@ -16,6 +16,7 @@ enum {
 	OPT_MAX_ALLOCS,
 	OPT_MAX_STACKS,
 	OPT_PROBE_FLOOR,
+	OPT_BPF_STATS,
 	OPT_SAMPLE_BYTES,
 	OPT_KERNEL,
 	OPT_ALLOC_FN,
@@ -46,6 +47,7 @@ static const struct option long_opts[] = {
 	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
 	{ "max-allocs-per-process", required_argument, NULL, OPT_MAX_PER_PROC },
 	{ "probe-floor", no_argument, NULL, OPT_PROBE_FLOOR },
+	{ "bpf-stats", no_argument, NULL, OPT_BPF_STATS },
 	{ "sample-bytes", required_argument, NULL, OPT_SAMPLE_BYTES },
 	{ "kernel", no_argument, NULL, OPT_KERNEL },
 	{ "alloc-fn", required_argument, NULL, OPT_ALLOC_FN },
@@ -147,6 +149,8 @@ const char *mt_cli__help(void)
 "                           the global --max-allocs); more: 'process_limit'\n"
 "      --probe-floor        benchmarks only: attach empty programs at the same\n"
 "                           sites and record nothing (bench/, the probe floor)\n"
+"      --bpf-stats          measure memtrace's BPF programs (run count and time,\n"
+"                           which the traced processes pay); costs ~30 ns a run\n"
 "\n"
 "  -v, --verbose            also each hooked function's offset and probe site\n"
 "                           (stderr); twice: libbpf's messages too\n"
@@ -344,6 +348,9 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 		return 0;
 	case OPT_PROBE_FLOOR:
 		o->probe_floor = true;
+		return 0;
+	case OPT_BPF_STATS:
+		o->bpf_stats = true;
 		return 0;
 	case OPT_KERNEL:
 		o->kernel = true;

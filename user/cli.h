@@ -51,6 +51,7 @@ struct mt_opts {
 	uint64_t max_stacks;
 	uint64_t max_allocs_per_proc; /* 0: no limit */
 	bool probe_floor;
+	bool bpf_stats;		/* --bpf-stats */
 	uint64_t sample_bytes;	/* 0: record every allocation */
 	bool kernel;		/* --kernel */
 	bool mmap;		/* --mmap */

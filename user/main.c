@@ -662,6 +662,10 @@ static int report(struct app *a, bool final)
 		return err;
 	}
 	self_usage(&r.self);
+	if (a->o.bpf_stats) {
+		r.self.bpf_measured = true;
+		mt_tracer__bpf_time(a->tracer, &r.self.bpf_runs, &r.self.bpf_ns);
+	}
 	if (a->o.kernel)
 		r.totals.kernel_recursion = mt_tracer__kernel_recursion(a->tracer);
 	for (size_t i = 0; i < r.ntop; i++)
@@ -1206,6 +1210,7 @@ int main(int argc, char **argv)
 		.min_size = a->o.min_size, .max_size = a->o.max_size,
 		.max_depth = a->o.max_depth, .max_allocs = a->o.max_allocs,
 		.max_stacks = a->o.max_stacks, .probe_floor = a->o.probe_floor,
+		.bpf_stats = a->o.bpf_stats,
 		.max_allocs_per_proc = a->o.max_allocs_per_proc,
 		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
 		.unwind_fp = a->o.unwind_fp,

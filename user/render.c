@@ -156,6 +156,12 @@ void mt_render__json(const struct mt_report *r, const struct mt_render_opts *o, 
 	mt_json__double(w, r->self.cpu_s);
 	mt_json__key(w, "max_rss_kib");
 	mt_json__uint(w, r->self.max_rss_kib);
+	if (r->self.bpf_measured) {
+		mt_json__key(w, "bpf_runs");
+		mt_json__uint(w, r->self.bpf_runs);
+		mt_json__key(w, "bpf_run_ns");
+		mt_json__uint(w, r->self.bpf_ns);
+	}
 	mt_json__end_object(w);
 	json_procs(w, r);
 	json_totals(w, &r->totals);
@@ -253,6 +259,11 @@ static void text_header(const struct mt_report *r, FILE *f)
 		plural(t->outstanding_count), mt_fmt_bytes(t->peak_outstanding_bytes, c, sizeof(c)));
 	fprintf(f, "  memtrace itself: %.2f s CPU, %llu KiB peak RSS\n", r->self.cpu_s,
 		(unsigned long long)r->self.max_rss_kib);
+	if (r->self.bpf_measured)
+		fprintf(f, "  memtrace's BPF programs (run in the traced processes): %" PRIu64
+			   " run%s, %.3f s, %.0f ns a run\n",
+			r->self.bpf_runs, plural(r->self.bpf_runs), r->self.bpf_ns / 1e9,
+			r->self.bpf_runs ? (double)r->self.bpf_ns / r->self.bpf_runs : 0.0);
 	if (t->alloc_failed)
 		fprintf(f, "  failed allocations (NULL, not recorded): %" PRIu64 "\n",
 			t->alloc_failed);

@@ -82,6 +82,8 @@ struct mt_totals {
 struct mt_self {
 	double cpu_s;
 	uint64_t max_rss_kib;
+	bool bpf_measured;	/* --bpf-stats: the programs' runs and time */
+	uint64_t bpf_runs, bpf_ns;
 };
 
 struct mt_report {

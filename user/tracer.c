@@ -34,6 +34,7 @@ struct mt_tracer {
 	struct bpf_link **links;
 	int nlinks;
 	int nprobes;
+	int stats_fd;		/* --bpf-stats: run time counted while open */
 };
 
 /* Every allocation entry point and how the entry program reads it. */
@@ -192,6 +193,23 @@ int mt_tracer__attach_kernel(struct mt_tracer *t)
 	return 0;
 }
 
+void mt_tracer__bpf_time(struct mt_tracer *t, uint64_t *runs, uint64_t *ns)
+{
+	struct bpf_program *p;
+
+	*runs = *ns = 0;
+	bpf_object__for_each_program(p, t->skel->obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (bpf_program__fd(p) >= 0 &&
+		    !bpf_prog_get_info_by_fd(bpf_program__fd(p), &info, &len)) {
+			*runs += info.run_cnt;
+			*ns += info.run_time_ns;
+		}
+	}
+}
+
 uint64_t mt_tracer__kernel_recursion(struct mt_tracer *t)
 {
 	uint64_t sum = 0;
@@ -228,6 +246,7 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
+	t->stats_fd = -1;
 	t->skel = memtrace_bpf__open();
 	if (!t->skel) {
 		err = -errno;
@@ -258,6 +277,10 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	err = memtrace_bpf__load(t->skel);
 	if (err)
 		goto cleanup;
+	if (o->bpf_stats && (t->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME)) < 0) {
+		err = -errno;
+		goto cleanup;
+	}
 	for (int i = 0; i < o->ncomms; i++) {
 		char key[16] = {};
 		__u8 one = 1;
@@ -305,6 +328,8 @@ void mt_tracer__free(struct mt_tracer *t)
 	for (int i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
 	free(t->links);
+	if (t->stats_fd >= 0)
+		close(t->stats_fd);
 	ring_buffer__free(t->events);
 	mt_unwind__free(t->unwind);
 	memtrace_bpf__destroy(t->skel);
@@ -601,20 +626,32 @@ static int read_counters(struct mt_tracer *t, uint64_t *out)
 	return 0;
 }
 
-/* Entries of a struct-of-arrays read, reshaped to the report's structs. */
-static int read_pairs(int fd, size_t ksz, size_t vsz, size_t esz, void **out, size_t *n)
+/*
+ * Entries of a struct-of-arrays read, reshaped to the report's structs.
+ * A per-CPU map (ncpu > 1) holds ncpu values per key, structs of __u64
+ * counters: they are summed (wrapping, as a free on another CPU than its
+ * allocation leaves a negative share).
+ */
+static int read_pairs(int fd, size_t ksz, size_t vsz, int ncpu, size_t esz, void **out,
+		      size_t *n)
 {
 	void *k, *v;
 	char *e;
-	int err = read_hash(fd, ksz, vsz, &k, &v, n);
+	int err = read_hash(fd, ksz, vsz * ncpu, &k, &v, n);
 
 	if (err)
 		return err;
 	e = malloc((*n + 1) * esz);
 	if (e) {
 		for (size_t i = 0; i < *n; i++) {
+			const __u64 *cpu = (const __u64 *)((char *)v + i * vsz * ncpu);
+			__u64 *sum = (__u64 *)(e + i * esz + ksz);
+
 			memcpy(e + i * esz, (char *)k + i * ksz, ksz);
-			memcpy(e + i * esz + ksz, (char *)v + i * vsz, vsz);
+			memcpy(sum, cpu, vsz);
+			for (int c = 1; c < ncpu; c++)
+				for (size_t f = 0; f < vsz / 8; f++)
+					sum[f] += cpu[c * vsz / 8 + f];
 		}
 	}
 	free(k);
@@ -625,18 +662,21 @@ static int read_pairs(int fd, size_t ksz, size_t vsz, size_t esz, void **out, si
 
 int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 {
+	int ncpu = libbpf_num_possible_cpus();
 	struct timespec ts;
 	int err;
 
 	memset(s, 0, sizeof(*s));
 	err = read_counters(t, s->counters);
+	if (!err && ncpu <= 0)
+		err = ncpu ? ncpu : -EINVAL;
 	if (!err)
 		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
-				 sizeof(struct mt_stats), sizeof(struct mt_stat_entry),
+				 sizeof(struct mt_stats), ncpu, sizeof(struct mt_stat_entry),
 				 (void **)&s->stats, &s->nstats);
 	if (!err)
 		err = read_pairs(bpf_map__fd(t->skel->maps.allocs), sizeof(struct mt_alloc_key),
-				 sizeof(struct mt_alloc), sizeof(struct mt_alloc_entry),
+				 sizeof(struct mt_alloc), 1, sizeof(struct mt_alloc_entry),
 				 (void **)&s->allocs, &s->nallocs);
 	if (err) {
 		mt_snapshot__clear(s);

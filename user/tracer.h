@@ -16,6 +16,7 @@ struct mt_tracer_opts {
 	uint64_t max_allocs, max_stacks;
 	uint64_t max_allocs_per_proc;	/* 0: none */
 	bool probe_floor;	/* empty programs at the same sites (bench) */
+	bool bpf_stats;		/* measure the programs' run time */
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */
@@ -90,6 +91,8 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s);
 /* --kernel: kernel allocations skipped because memtrace's own programs
  * were running (their map memory): recursion misses of the programs. */
 uint64_t mt_tracer__kernel_recursion(struct mt_tracer *t);
+/* --bpf-stats: runs and run time of all memtrace's programs so far. */
+void mt_tracer__bpf_time(struct mt_tracer *t, uint64_t *runs, uint64_t *ns);
 void mt_snapshot__clear(struct mt_snapshot *s);
 /* The frames of a stack id. 0 or -ENOENT. */
 int mt_tracer__stack(struct mt_tracer *t, uint64_t id, struct mt_stack *out);

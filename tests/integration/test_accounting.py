@@ -129,3 +129,16 @@ def test_free_probed_past_its_null_check():
 def free_count_of_allocs():
     rep, _ = trace_cmd("allocs")
     return rep["totals"]["free_count"]
+
+
+def test_bpf_stats():
+    # the programs' own runs and time: at least one entry and one return
+    # run per malloc in produce() and one run per free
+    rep, r = trace_cmd("threads", opts=("-n", "0", "--bpf-stats"))
+    assert rep["self"]["bpf_runs"] >= 2 * 1000 + 500
+    assert rep["self"]["bpf_run_ns"] > 0
+    plain, _ = trace_cmd("threads")
+    assert "bpf_runs" not in plain["self"]
+    txt = memtrace("-n", "0", "--bpf-stats", "--", prog("threads"))
+    assert txt.returncode == 0, txt.stderr
+    assert "memtrace's BPF programs (run in the traced processes):" in txt.stdout

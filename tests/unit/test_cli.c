@@ -24,6 +24,7 @@ Test(cli, defaults)
 	cr_assert_eq(o.format, MT_FMT_TEXT);
 	cr_assert_eq(o.max_depth, 127);
 	cr_assert_null(o.cmd);
+	cr_assert_not(o.bpf_stats, "measuring the programs costs: off by default");
 }
 
 Test(cli, pid_list)
@@ -66,8 +67,9 @@ Test(cli, all_options)
 	cr_assert_eq(PARSE("-i", "2.5", "-d", "60", "-n", "0", "--min-age", "0.5",
 			   "--min-size", "4K", "--max-size", "1M", "--format", "json",
 			   "-o", "out.json", "-v", "-v", "--max-depth", "100",
-			   "--max-allocs", "1000", "--max-stacks", "50", "-p", "7"),
+			   "--max-allocs", "1000", "--max-stacks", "50", "--bpf-stats", "-p", "7"),
 		     MT_CLI_RUN);
+	cr_assert(o.bpf_stats);
 	cr_assert_float_eq(o.interval_s, 2.5, 1e-9);
 	cr_assert_float_eq(o.duration_s, 60, 1e-9);
 	cr_assert_eq(o.top, 0);
