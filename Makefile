@@ -275,8 +275,10 @@ test: $(BUILD)/memtrace $(BUILD)/tests/unit_tests $(PROGS) $(BENCH_BINS)
 install: $(BUILD)/memtrace
 	install -D -m 0755 $(BUILD)/memtrace $(DESTDIR)$(PREFIX)/bin/memtrace
 
+# Formats the lines changed since HEAD (kernel practice: the tree's
+# hand-aligned comments and wrapping are not rewritten wholesale).
 format:
-	clang-format -i bpf/*.c user/*.c user/*.h include/*.h tests/unit/*.c tests/progs/*.c
+	git clang-format HEAD -- bpf user include tests/unit tests/progs
 
 clean:
 	rm -rf $(BUILD)
