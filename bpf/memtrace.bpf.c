@@ -920,17 +920,36 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
  * out of an allocator) is then rarely taken for an outer call.
  */
 #define MT_NEST_MAX_SP 16384
-
-/* Is a call at sp nested inside the thread's call in flight c? */
-static __always_inline bool nested_in(const struct mt_call *c, __u64 sp)
-{
-	return c && c->depth && sp < c->sp && c->sp - sp < MT_NEST_MAX_SP;
-}
+/* An open call's inner calls (operator new calling malloc) are closer
+ * still; a signal frame is farther (over 1 KiB of saved registers). */
+#define MT_NEST_OPEN_MAX_SP 512
 
 /*
- * Every call that has a return probe must come through here, recorded or
- * not (record = false): its return pops the thread's nesting state, and a
- * call left out would pop its caller's.
+ * Is a call at sp nested inside the thread's call in flight c? An open
+ * call (no return probe: not sampled) is in flight while its return
+ * address is still at its entry sp: its caller's next call writes over it.
+ */
+static __always_inline bool nested_in(const struct mt_call *c, __u64 sp)
+{
+	__u64 ra;
+
+	if (!c || !c->depth || sp >= c->sp || c->sp - sp >= MT_NEST_MAX_SP)
+		return false;
+	if (!c->open)
+		return true;
+	return c->sp - sp < MT_NEST_OPEN_MAX_SP &&
+	       !bpf_probe_read_user(&ra, sizeof(ra), (void *)c->sp) && ra == c->ra;
+}
+
+/* Entry programs return this to skip the call's return probe (session). */
+#define MT_NO_RETURN 1
+
+/*
+ * Every call of a function with a return probe comes through here,
+ * recorded or not (record = false). Returns 0 when its return must run
+ * (it pops the thread's nesting state), MT_NO_RETURN when nothing is left
+ * to do there: a call not recorded leaves an open state, which its inner
+ * calls see as their caller's, and skips the return's trap.
  */
 static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 arg,
 				    bool record)
@@ -941,11 +960,13 @@ static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, _
 
 	if (!c) {
 		count(MT_CNT_LOST_THREADS_FULL, 1);
-		return 0;
+		return MT_NO_RETURN;
 	}
 	if (nested_in(c, sp)) {
-		c->depth++;
 		count(MT_CNT_NESTED, 1);
+		if (c->open)
+			return MT_NO_RETURN;
+		c->depth++;
 		return 0;
 	}
 	if (c->depth && c->old_found) {
@@ -960,8 +981,19 @@ static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, _
 	c->fn = fn;
 	c->depth = 1;
 	c->old_found = 0;
-	/* unsampled calls stop here: the return does nothing else */
+	c->open = 0;
 	c->sampled = record && (!sample_bytes || sample(size));
+	if (!c->sampled && fn != MT_FN_REALLOC && fn != MT_FN_REALLOCARRAY &&
+	    fn != MT_FN_MREMAP) {
+		/* nothing to record at the return (realloc and mremap always
+		 * move an old block); without the return address, no state */
+		if (bpf_probe_read_user(&c->ra, sizeof(c->ra), (void *)sp)) {
+			c->depth = 0;
+			return MT_NO_RETURN;
+		}
+		c->open = 1;
+		return MT_NO_RETURN;
+	}
 	if ((fn == MT_FN_REALLOC || fn == MT_FN_REALLOCARRAY) && arg) {
 		struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = arg };
 		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
@@ -1042,7 +1074,7 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 	struct mt_call c;
 	__u64 ptr = 0;
 
-	if (!p || !p->depth)
+	if (!p || !p->depth || p->open)
 		return 0; /* entered before we attached */
 	if (p->depth > 1) {
 		p->depth--;
@@ -1121,35 +1153,34 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 }
 
 /*
- * One entry program for every allocator function; the attach cookie
- * says which one. One uprobe_multi link per library then covers them all
- * (detaching a link costs an RCU grace period, ~0.1 s here, per link).
+ * The entry of every allocator function; the attach cookie says which
+ * one. 0 or MT_NO_RETURN (enter_as).
  */
-SEC("uprobe.multi")
-int alloc_enter(struct pt_regs *ctx)
+static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	__u64 fn = bpf_get_attach_cookie(ctx);
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
 
-	/* a process not selected has no call state: its returns do nothing */
 	if ((trace_all || filter_comm || filter_cgroup) &&
 	    !selected(bpf_get_current_pid_tgid() >> 32))
-		return 0;
+		return MT_NO_RETURN;
 	switch (fn) {
 	case MT_FN_MMAP:	/* anonymous only: file mappings are not allocations */
 		return enter_as(ctx, fn, a2, 0, PT_REGS_PARM4(ctx) & 0x20 /* MAP_ANONYMOUS */);
 	case MT_FN_MUNMAP:
 		if (!nested_in(thread_call(false), PT_REGS_SP(ctx)))
 			unmap_block(bpf_get_current_pid_tgid() >> 32, a1);
-		return 0;
+		return MT_NO_RETURN;
 	case MT_FN_MREMAP:
 		return enter(ctx, fn, a3, a1);
 	case MT_FN_SBRK:	/* growth only; sbrk(0) and shrinking are not */
 		return enter_as(ctx, fn, a1, 0, (long)a1 > 0);
 	case MT_FN_FREE:
-		return free_enter(ctx, a1);
+		free_enter(ctx, a1);
+		return MT_NO_RETURN;
 	case MT_FN_FREE_ARG2:
-		return free_enter(ctx, a2);
+		free_enter(ctx, a2);
+		return MT_NO_RETURN;
 	case MT_FN_ALLOC_ARG2:
 		return enter(ctx, MT_FN_MALLOC, a2, 0);
 	case MT_FN_ALLOC_ARG3:
@@ -1169,6 +1200,44 @@ int alloc_enter(struct pt_regs *ctx)
 	}
 }
 
+extern bool bpf_session_is_return(void) __ksym __weak;
+
+/* Linux 6.13+: alloc_session is a session program; before, it is a plain
+ * entry program and alloc_return the return's (tracer.c). */
+const volatile __u32 use_session = 1;
+
+/*
+ * Functions without a return to watch (free, munmap): one uprobe_multi
+ * link per library covers them all (detaching a link costs an RCU grace
+ * period, ~0.1 s here, per link).
+ */
+SEC("uprobe.multi")
+int alloc_enter(struct pt_regs *ctx)
+{
+	on_entry(ctx);
+	return 0;
+}
+
+/*
+ * Functions with a return (malloc, realloc, ...): one session link per
+ * library; the program runs at entry and, unless the entry returned
+ * MT_NO_RETURN, at the return. Userspace loads it as a uprobe session
+ * (libbpf 1.4 has no section name for that).
+ */
+SEC("uprobe.multi")
+int alloc_session(struct pt_regs *ctx)
+{
+	int ret;
+
+	if (use_session && bpf_session_is_return())
+		return leave(ctx, PT_REGS_RC(ctx));
+	ret = on_entry(ctx);
+	/* without sessions every return runs, and finds an open call's state
+	 * (or none) when nothing is left to do */
+	return use_session ? ret : 0;
+}
+
+/* Before Linux 6.13 only: the return, on its own link. */
 SEC("uretprobe.multi")
 int alloc_return(struct pt_regs *ctx)
 {
@@ -1176,9 +1245,16 @@ int alloc_return(struct pt_regs *ctx)
 }
 
 /* --probe-floor: the same sites with nothing to do, to measure the cost
- * of the probes themselves (bench/). */
+ * of the probes themselves (bench/); returns always run, as in the
+ * default mode. */
 SEC("uprobe.multi")
 int floor_enter(struct pt_regs *ctx)
+{
+	return 0;
+}
+
+SEC("uprobe.multi")
+int floor_session(struct pt_regs *ctx)
 {
 	return 0;
 }

@@ -1219,6 +1219,8 @@ int main(int argc, char **argv)
 		.cgroup_fd = a->cgroup_fd,
 	};
 	/* tests only: force stack hash collisions (tests/integration) */
+	/* tests: the attach path of kernels without uprobe sessions */
+	to.no_session = getenv("MEMTRACE_TEST_NO_SESSION") != NULL;
 	if (getenv("MEMTRACE_TEST_STACK_HASH_BITS"))
 		to.stack_hash_mask = (1ULL << (atoi(getenv("MEMTRACE_TEST_STACK_HASH_BITS")) & 63)) - 1;
 	rc = MT_EXIT_RUNTIME;

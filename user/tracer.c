@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -20,6 +21,8 @@ struct probe_def {
 };
 
 #define MAX_PROBES 24
+/* enum bpf_attach_type: newer than libbpf 1.4's headers (Linux 6.13) */
+#define MT_TRACE_UPROBE_SESSION 57
 
 struct mt_tracer {
 	struct memtrace_bpf *skel;
@@ -27,12 +30,15 @@ struct mt_tracer {
 	struct ring_buffer *events;
 	mt_exec_cb exec_cb;
 	void *exec_ctx;
-	struct bpf_program *enter_prog, *return_prog;
+	struct bpf_program *enter_prog, *session_prog, *return_prog;
+	bool session;		/* uprobe session links (Linux 6.13+) */
 	const char *missing[MT_KERNEL_TPS + 1];
 	struct probe_def custom[MAX_PROBES];
 	size_t ncustom;
 	struct bpf_link **links;
 	int nlinks;
+	int *session_fds;	/* session links, which libbpf 1.4 cannot make */
+	int nsessions;
 	int nprobes;
 	int stats_fd;		/* --bpf-stats: run time counted while open */
 };
@@ -238,6 +244,28 @@ int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid)
 
 static int on_event(void *ctx, void *data, size_t len);
 
+/* Does the kernel know uprobe session links? Its own BTF says. */
+static bool kernel_has_uprobe_session(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	const struct btf_type *e;
+	bool found = false;
+	int id;
+
+	if (!btf)
+		return false;
+	id = btf__find_by_name_kind(btf, "bpf_attach_type", BTF_KIND_ENUM);
+	if (id > 0 && (e = btf__type_by_id(btf, id))) {
+		const struct btf_enum *v = btf_enum(e);
+
+		for (int i = 0; i < btf_vlen(e) && !found; i++)
+			found = !strcmp(btf__name_by_offset(btf, v[i].name_off),
+					"BPF_TRACE_UPROBE_SESSION");
+	}
+	btf__free(btf);
+	return found;
+}
+
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 {
 	struct mt_tracer *t = calloc(1, sizeof(*t));
@@ -273,7 +301,19 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);
 	t->skel->rodata->max_allocs_per_proc = o->max_allocs_per_proc;
 	t->enter_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.alloc_enter;
+	t->session_prog = o->probe_floor ? t->skel->progs.floor_session :
+					   t->skel->progs.alloc_session;
 	t->return_prog = o->probe_floor ? t->skel->progs.floor_return : t->skel->progs.alloc_return;
+	t->session = !o->no_session && kernel_has_uprobe_session();
+	t->skel->rodata->use_session = t->session;
+	if (t->session) {
+		bpf_program__set_expected_attach_type(t->skel->progs.alloc_session,
+						      MT_TRACE_UPROBE_SESSION);
+		bpf_program__set_expected_attach_type(t->skel->progs.floor_session,
+						      MT_TRACE_UPROBE_SESSION);
+	}
+	bpf_program__set_autoload(t->skel->progs.alloc_return, !t->session);
+	bpf_program__set_autoload(t->skel->progs.floor_return, !t->session);
 	err = memtrace_bpf__load(t->skel);
 	if (err)
 		goto cleanup;
@@ -328,6 +368,9 @@ void mt_tracer__free(struct mt_tracer *t)
 	for (int i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
 	free(t->links);
+	for (int i = 0; i < t->nsessions; i++)
+		close(t->session_fds[i]);
+	free(t->session_fds);
 	if (t->stats_fd >= 0)
 		close(t->stats_fd);
 	ring_buffer__free(t->events);
@@ -450,6 +493,38 @@ static int add_link(struct mt_tracer *t, struct bpf_program *prog, pid_t pid,
 	return 0;
 }
 
+/*
+ * A uprobe session link (Linux 6.13+): one program at entry and return, the
+ * return skipped when the entry returns nonzero. libbpf 1.4 knows neither
+ * the attach type nor how to pass its offsets: the link is made here.
+ */
+static int add_session(struct mt_tracer *t, pid_t pid, const char *lib, const uint64_t *offs,
+		       const uint64_t *cookies, size_t n)
+{
+	union bpf_attr attr;
+	int *nf, fd;
+
+	if (!n)
+		return 0;
+	nf = realloc(t->session_fds, (t->nsessions + 1) * sizeof(*nf));
+	if (!nf)
+		return -ENOMEM;
+	t->session_fds = nf;
+	memset(&attr, 0, sizeof(attr));
+	attr.link_create.prog_fd = bpf_program__fd(t->session_prog);
+	attr.link_create.attach_type = MT_TRACE_UPROBE_SESSION;
+	attr.link_create.uprobe_multi.path = (__u64)(uintptr_t)lib;
+	attr.link_create.uprobe_multi.offsets = (__u64)(uintptr_t)offs;
+	attr.link_create.uprobe_multi.cookies = (__u64)(uintptr_t)cookies;
+	attr.link_create.uprobe_multi.cnt = n;
+	attr.link_create.uprobe_multi.pid = pid < 0 ? 0 : pid; /* 0: every process */
+	fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+	if (fd < 0)
+		return -errno;
+	t->session_fds[t->nsessions++] = fd;
+	return 0;
+}
+
 /* Probe site of the function at file offset off (entry if unreadable). */
 static void choose_site(int fd, uint64_t off, bool free_like, struct mt_site *site)
 {
@@ -479,7 +554,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	size_t n = kind == MT_LIB_CXX ? ARRAY_SIZE(cxx_probes) :
 		   kind == MT_LIB_CUSTOM ? t->ncustom :
 		   kind == MT_LIB_MMAP ? ARRAY_SIZE(mmap_probes) : ARRAY_SIZE(libc_probes);
-	uint64_t offs[MAX_PROBES], eo[MAX_PROBES], ec[MAX_PROBES], ro[MAX_PROBES];
+	uint64_t offs[MAX_PROBES], eo[MAX_PROBES], ec[MAX_PROBES], ro[MAX_PROBES], rc[MAX_PROBES];
 	size_t ne = 0, nr = 0;
 	const char *names[MAX_PROBES] = { 0 };
 	int err, fd;
@@ -524,21 +599,30 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 			 * safe: user/probesite.h */
 			uint64_t at = offs[i] + info[*ninfo].site.delta;
 
-			eo[ne] = at;
-			ec[ne++] = defs[i].fn;
-			if (!frees(defs[i].fn))
-				ro[nr++] = at;
+			if (frees(defs[i].fn)) {
+				eo[ne] = at;
+				ec[ne++] = defs[i].fn;
+			} else {
+				ro[nr] = at;
+				rc[nr++] = defs[i].fn;
+			}
 		}
 		(*ninfo)++;
 	}
 	close(fd);
 #undef HAS
-	/* return probes first: a call entered in between is then ignored
-	 * rather than left half-recorded */
-	err = add_link(t, t->return_prog, pid, lib, ro, NULL, nr, true);
+	if (t->session) {
+		err = add_session(t, pid, lib, ro, rc, nr);
+	} else {
+		/* return probes first: a call entered in between is then
+		 * ignored rather than left half-recorded */
+		err = add_link(t, t->return_prog, pid, lib, ro, NULL, nr, true);
+		if (!err)
+			err = add_link(t, t->session_prog, pid, lib, ro, rc, nr, false);
+	}
 	if (!err)
 		err = add_link(t, t->enter_prog, pid, lib, eo, ec, ne, false);
-	t->nprobes += ne + nr;
+	t->nprobes += ne + 2 * nr;
 	return err;
 }
 

@@ -17,6 +17,7 @@ struct mt_tracer_opts {
 	uint64_t max_allocs_per_proc;	/* 0: none */
 	bool probe_floor;	/* empty programs at the same sites (bench) */
 	bool bpf_stats;		/* measure the programs' run time */
+	bool no_session;	/* tests: entry and return links, as before Linux 6.13 */
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */

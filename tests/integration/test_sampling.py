@@ -35,3 +35,24 @@ def test_sampled_estimates_within_10_percent():
     assert totals(rep, "large_blocks") == TRUTH["large_blocks"]
     # frees of unsampled blocks are expected, not losses
     assert rep["lost"]["total"] == 0
+
+
+def test_sampled_new_counts_once():
+    # operator new calls malloc: an unsampled new must not give its malloc
+    # a second chance (the estimate would double)
+    rep, _ = trace_cmd("sampled_cxx", opts=("-n", "0", "--sample-bytes", "4096"))
+    got = by_function(rep["stacks"], "new_arrays")
+    for g, w, what in ((got["alloc_bytes"], 200000 * 256, "alloc_bytes"),
+                       (got["alloc_count"], 200000, "alloc_count")):
+        assert abs(g - w) <= 0.10 * w, f"{what}: {g} vs {w}"
+
+
+def test_unsampled_calls_skip_the_return_probe():
+    # the programs' runs: every allocation call enters, every free enters;
+    # only sampled calls (and realloc) come back at the return
+    calls = 750000 + 100 + 4  # mallocs and callocs of sampled.c
+    frees = 100000
+    full, _ = trace_cmd("sampled", opts=("-n", "0", "--bpf-stats"))
+    assert full["self"]["bpf_runs"] >= 2 * calls + frees
+    rep, _ = trace_cmd("sampled", opts=("-n", "0", "--bpf-stats", "--sample-bytes", "4096"))
+    assert rep["self"]["bpf_runs"] < calls + frees + 0.1 * calls
