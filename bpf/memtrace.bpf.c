@@ -920,25 +920,11 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
  * out of an allocator) is then rarely taken for an outer call.
  */
 #define MT_NEST_MAX_SP 16384
-/* An open call's inner calls (operator new calling malloc) are closer
- * still; a signal frame is farther (over 1 KiB of saved registers). */
-#define MT_NEST_OPEN_MAX_SP 512
 
-/*
- * Is a call at sp nested inside the thread's call in flight c? An open
- * call (no return probe: not sampled) is in flight while its return
- * address is still at its entry sp: its caller's next call writes over it.
- */
+/* Is a call at sp nested inside the thread's call in flight c? */
 static __always_inline bool nested_in(const struct mt_call *c, __u64 sp)
 {
-	__u64 ra;
-
-	if (!c || !c->depth || sp >= c->sp || c->sp - sp >= MT_NEST_MAX_SP)
-		return false;
-	if (!c->open)
-		return true;
-	return c->sp - sp < MT_NEST_OPEN_MAX_SP &&
-	       !bpf_probe_read_user(&ra, sizeof(ra), (void *)c->sp) && ra == c->ra;
+	return c && c->depth && sp < c->sp && c->sp - sp < MT_NEST_MAX_SP;
 }
 
 /* Entry programs return this to skip the call's return probe (session). */
@@ -946,14 +932,16 @@ static __always_inline bool nested_in(const struct mt_call *c, __u64 sp)
 
 /*
  * Every call of a function with a return probe comes through here,
- * recorded or not (record = false). Returns 0 when its return must run
- * (it pops the thread's nesting state), MT_NO_RETURN when nothing is left
- * to do there: a call not recorded leaves an open state, which its inner
- * calls see as their caller's, and skips the return's trap.
+ * recorded or not (record = false). Returns 0 when its return must run:
+ * it pops the thread's nesting state, which the call's inner calls (to
+ * other traced functions) see. A leaf function's call with nothing to
+ * record has no inner calls to hide and nothing to do at its return:
+ * MT_NO_RETURN, no state, and with sessions no return trap.
  */
 static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 arg,
 				    bool record)
 {
+	bool leaf = fn & MT_FN_LEAF;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 sp = PT_REGS_SP(ctx);
 	struct mt_call *c = thread_call(true);
@@ -963,10 +951,8 @@ static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, _
 		return MT_NO_RETURN;
 	}
 	if (nested_in(c, sp)) {
-		count(MT_CNT_NESTED, 1);
-		if (c->open)
-			return MT_NO_RETURN;
 		c->depth++;
+		count(MT_CNT_NESTED, 1);
 		return 0;
 	}
 	if (c->depth && c->old_found) {
@@ -975,25 +961,21 @@ static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, _
 
 		bpf_map_update_elem(&allocs, &k, &c->old, BPF_NOEXIST);
 	}
+	fn &= ~MT_FN_LEAF;
+	record = record && (!sample_bytes || sample(size));
+	if (!record && leaf && fn != MT_FN_REALLOC && fn != MT_FN_REALLOCARRAY &&
+	    fn != MT_FN_MREMAP) {
+		/* realloc and mremap always move an old block */
+		c->depth = 0;
+		return MT_NO_RETURN;
+	}
 	c->size = size;
 	c->arg = arg;
 	c->sp = sp;
 	c->fn = fn;
 	c->depth = 1;
 	c->old_found = 0;
-	c->open = 0;
-	c->sampled = record && (!sample_bytes || sample(size));
-	if (!c->sampled && fn != MT_FN_REALLOC && fn != MT_FN_REALLOCARRAY &&
-	    fn != MT_FN_MREMAP) {
-		/* nothing to record at the return (realloc and mremap always
-		 * move an old block); without the return address, no state */
-		if (bpf_probe_read_user(&c->ra, sizeof(c->ra), (void *)sp)) {
-			c->depth = 0;
-			return MT_NO_RETURN;
-		}
-		c->open = 1;
-		return MT_NO_RETURN;
-	}
+	c->sampled = record;
 	if ((fn == MT_FN_REALLOC || fn == MT_FN_REALLOCARRAY) && arg) {
 		struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = arg };
 		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
@@ -1074,8 +1056,8 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 	struct mt_call c;
 	__u64 ptr = 0;
 
-	if (!p || !p->depth || p->open)
-		return 0; /* entered before we attached */
+	if (!p || !p->depth)
+		return 0; /* entered before we attached, or nothing to do */
 	if (p->depth > 1) {
 		p->depth--;
 		return 0;
@@ -1158,7 +1140,8 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
  */
 static __always_inline int on_entry(struct pt_regs *ctx)
 {
-	__u64 fn = bpf_get_attach_cookie(ctx);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 leaf = cookie & MT_FN_LEAF, fn = cookie & ~MT_FN_LEAF;
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
 
 	if ((trace_all || filter_comm || filter_cgroup) &&
@@ -1166,15 +1149,15 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 		return MT_NO_RETURN;
 	switch (fn) {
 	case MT_FN_MMAP:	/* anonymous only: file mappings are not allocations */
-		return enter_as(ctx, fn, a2, 0, PT_REGS_PARM4(ctx) & 0x20 /* MAP_ANONYMOUS */);
+		return enter_as(ctx, fn | leaf, a2, 0, PT_REGS_PARM4(ctx) & 0x20 /* MAP_ANONYMOUS */);
 	case MT_FN_MUNMAP:
 		if (!nested_in(thread_call(false), PT_REGS_SP(ctx)))
 			unmap_block(bpf_get_current_pid_tgid() >> 32, a1);
 		return MT_NO_RETURN;
 	case MT_FN_MREMAP:
-		return enter(ctx, fn, a3, a1);
+		return enter(ctx, fn | leaf, a3, a1);
 	case MT_FN_SBRK:	/* growth only; sbrk(0) and shrinking are not */
-		return enter_as(ctx, fn, a1, 0, (long)a1 > 0);
+		return enter_as(ctx, fn | leaf, a1, 0, (long)a1 > 0);
 	case MT_FN_FREE:
 		free_enter(ctx, a1);
 		return MT_NO_RETURN;
@@ -1182,21 +1165,21 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 		free_enter(ctx, a2);
 		return MT_NO_RETURN;
 	case MT_FN_ALLOC_ARG2:
-		return enter(ctx, MT_FN_MALLOC, a2, 0);
+		return enter(ctx, MT_FN_MALLOC | leaf, a2, 0);
 	case MT_FN_ALLOC_ARG3:
-		return enter(ctx, MT_FN_MALLOC, a3, 0);
+		return enter(ctx, MT_FN_MALLOC | leaf, a3, 0);
 	case MT_FN_CALLOC:
-		return enter(ctx, fn, mul_sat(a1, a2), 0);
+		return enter(ctx, fn | leaf, mul_sat(a1, a2), 0);
 	case MT_FN_REALLOC:
-		return enter(ctx, fn, a2, a1);
+		return enter(ctx, fn | leaf, a2, a1);
 	case MT_FN_REALLOCARRAY:
-		return enter(ctx, fn, mul_sat(a2, a3), a1);
+		return enter(ctx, fn | leaf, mul_sat(a2, a3), a1);
 	case MT_FN_POSIX_MEMALIGN:	/* (memptr, align, size) */
-		return enter(ctx, fn, a3, a1);
+		return enter(ctx, fn | leaf, a3, a1);
 	case MT_FN_MEMALIGN:		/* aligned_alloc, memalign: (align, size) */
-		return enter(ctx, fn, a2, 0);
+		return enter(ctx, fn | leaf, a2, 0);
 	default:			/* malloc, valloc, pvalloc, operator new */
-		return enter(ctx, fn, a1, 0);
+		return enter(ctx, fn | leaf, a1, 0);
 	}
 }
 
@@ -1232,8 +1215,8 @@ int alloc_session(struct pt_regs *ctx)
 	if (use_session && bpf_session_is_return())
 		return leave(ctx, PT_REGS_RC(ctx));
 	ret = on_entry(ctx);
-	/* without sessions every return runs, and finds an open call's state
-	 * (or none) when nothing is left to do */
+	/* without sessions every return runs; one with nothing to do finds
+	 * no state in flight (leaf calls leave none) */
 	return use_session ? ret : 0;
 }
 

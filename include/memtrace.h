@@ -39,6 +39,9 @@ enum mt_fn {
 	MT_FN_MREMAP,		/* (old, oldlen, newlen, flags, ...) */
 	MT_FN_SBRK,		/* (increment) */
 	MT_FN__COUNT,
+	/* attach cookie flag: the function calls no other traced function (a
+	 * leaf), so a call with nothing to record needs no state and no return */
+	MT_FN_LEAF = 1u << 16,
 };
 
 /*
@@ -139,9 +142,6 @@ struct mt_call {
 	__u32 depth;		/* > 1: nested allocator calls in flight */
 	__u32 old_found;
 	__u32 sampled;		/* this call is recorded (always, unless sampling) */
-	__u64 ra;		/* open: the call's return address, at sp */
-	__u32 open;		/* no return probe comes for this call */
-	__u32 pad;
 };
 
 /*
@@ -251,7 +251,7 @@ _Static_assert(sizeof(struct mt_alloc) == 40, "mt_alloc layout");
 _Static_assert(sizeof(struct mt_stats_key) == 16, "mt_stats_key layout");
 _Static_assert(sizeof(struct mt_stats) == 6 * 8, "mt_stats: __u64 counters only (summed per CPU)");
 _Static_assert(sizeof(struct mt_stack) == 8 + 8 * MT_MAX_DEPTH, "mt_stack layout");
-_Static_assert(sizeof(struct mt_call) == 96, "mt_call layout");
+_Static_assert(sizeof(struct mt_call) == 80, "mt_call layout");
 _Static_assert(sizeof(struct mt_cfi_row) == 8, "mt_cfi_row layout");
 _Static_assert(sizeof(struct mt_cfi_page) == 8, "mt_cfi_page layout");
 _Static_assert(sizeof(struct mt_cfi_key) == 16, "mt_cfi_key layout");

@@ -1210,7 +1210,7 @@ int main(int argc, char **argv)
 		.min_size = a->o.min_size, .max_size = a->o.max_size,
 		.max_depth = a->o.max_depth, .max_allocs = a->o.max_allocs,
 		.max_stacks = a->o.max_stacks, .probe_floor = a->o.probe_floor,
-		.bpf_stats = a->o.bpf_stats,
+		.bpf_stats = a->o.bpf_stats, .mmap = a->o.mmap,
 		.max_allocs_per_proc = a->o.max_allocs_per_proc,
 		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
 		.unwind_fp = a->o.unwind_fp,

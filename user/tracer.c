@@ -32,6 +32,7 @@ struct mt_tracer {
 	void *exec_ctx;
 	struct bpf_program *enter_prog, *session_prog, *return_prog;
 	bool session;		/* uprobe session links (Linux 6.13+) */
+	bool mmap;		/* --mmap: mmap and sbrk are traced */
 	const char *missing[MT_KERNEL_TPS + 1];
 	struct probe_def custom[MAX_PROBES];
 	size_t ncustom;
@@ -305,6 +306,7 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 					   t->skel->progs.alloc_session;
 	t->return_prog = o->probe_floor ? t->skel->progs.floor_return : t->skel->progs.alloc_return;
 	t->session = !o->no_session && kernel_has_uprobe_session();
+	t->mmap = o->mmap;
 	t->skel->rodata->use_session = t->session;
 	if (t->session) {
 		bpf_program__set_expected_attach_type(t->skel->progs.alloc_session,
@@ -461,6 +463,19 @@ int mt_tracer__add_custom(struct mt_tracer *t, const char *name, int arg, bool i
 	return 0;
 }
 
+/*
+ * Does the function call no other traced function? An allocator's malloc
+ * calls none (glibc, musl, jemalloc, tcmalloc, mimalloc), unless --mmap
+ * traces the mmap and sbrk it calls; mmap and sbrk call none. Others may:
+ * operator new calls malloc, musl's calloc malloc and its memalign
+ * aligned_alloc, realloc(p, 0) free; custom functions are unknown.
+ */
+static bool leaf(const struct mt_tracer *t, enum mt_lib kind, enum mt_fn fn)
+{
+	return (kind == MT_LIB_C && fn == MT_FN_MALLOC && !t->mmap) ||
+	       (kind == MT_LIB_MMAP && (fn == MT_FN_MMAP || fn == MT_FN_SBRK));
+}
+
 /* No return probe: the free-like functions. */
 static bool frees(enum mt_fn fn)
 {
@@ -604,7 +619,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 				ec[ne++] = defs[i].fn;
 			} else {
 				ro[nr] = at;
-				rc[nr++] = defs[i].fn;
+				rc[nr++] = defs[i].fn | (leaf(t, kind, defs[i].fn) ? MT_FN_LEAF : 0);
 			}
 		}
 		(*ninfo)++;

@@ -18,6 +18,7 @@ struct mt_tracer_opts {
 	bool probe_floor;	/* empty programs at the same sites (bench) */
 	bool bpf_stats;		/* measure the programs' run time */
 	bool no_session;	/* tests: entry and return links, as before Linux 6.13 */
+	bool mmap;		/* --mmap: mmap, munmap, mremap, sbrk are traced */
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */
