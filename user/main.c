@@ -662,7 +662,7 @@ static int report(struct app *a, bool final)
 		return err;
 	}
 	self_usage(&r.self);
-	if (a->o.bpf_stats) {
+	if (a->o.bpf_stats && !mt_tracer__bpf_measuring(a->tracer)) {
 		r.self.bpf_measured = true;
 		mt_tracer__bpf_time(a->tracer, &r.self.bpf_runs, &r.self.bpf_ns);
 	}
@@ -1242,6 +1242,18 @@ int main(int argc, char **argv)
 		error("loading the BPF programs failed: %s", strerror(-e));
 		goto cleanup;
 	}
+	if (verbose) {
+		int n = mt_tracer__stats_ncpu(a->tracer);
+
+		if (n > 1)
+			fprintf(stderr, "memtrace: stack totals kept per CPU (%d CPUs)\n", n);
+		else
+			fprintf(stderr, "memtrace: stack totals shared by all CPUs\n");
+	}
+	if (a->o.bpf_stats && (e = mt_tracer__bpf_measuring(a->tracer)))
+		fprintf(stderr, "memtrace: warning: --bpf-stats: cannot enable the kernel's BPF "
+				"statistics (%s; CAP_SYS_ADMIN is needed): not measured\n",
+			strerror(-e));
 	for (int i = 0; i < a->o.ncustom; i++)
 		mt_tracer__add_custom(a->tracer, a->o.custom[i].name, a->o.custom[i].arg,
 				      a->o.custom[i].is_free);

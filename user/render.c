@@ -260,7 +260,7 @@ static void text_header(const struct mt_report *r, FILE *f)
 	fprintf(f, "  memtrace itself: %.2f s CPU, %llu KiB peak RSS\n", r->self.cpu_s,
 		(unsigned long long)r->self.max_rss_kib);
 	if (r->self.bpf_measured)
-		fprintf(f, "  memtrace's BPF programs (run in the traced processes): %" PRIu64
+		fprintf(f, "  BPF programs on the allocator probes (run by the traced threads): %" PRIu64
 			   " run%s, %.3f s, %.0f ns a run\n",
 			r->self.bpf_runs, plural(r->self.bpf_runs), r->self.bpf_ns / 1e9,
 			r->self.bpf_runs ? (double)r->self.bpf_ns / r->self.bpf_runs : 0.0);

@@ -42,6 +42,8 @@ struct mt_tracer {
 	int nsessions;
 	int nprobes;
 	int stats_fd;		/* --bpf-stats: run time counted while open */
+	int stats_err;		/* --bpf-stats: why it could not be enabled */
+	int stats_ncpu;		/* per-CPU stack totals: the CPUs; else 1 */
 };
 
 /* Every allocation entry point and how the entry program reads it. */
@@ -200,17 +202,28 @@ int mt_tracer__attach_kernel(struct mt_tracer *t)
 	return 0;
 }
 
+int mt_tracer__stats_ncpu(const struct mt_tracer *t)
+{
+	return t->stats_ncpu;
+}
+
+int mt_tracer__bpf_measuring(const struct mt_tracer *t)
+{
+	return t->stats_fd >= 0 ? 0 : t->stats_err ? t->stats_err : -ENOENT;
+}
+
+/* Only the allocator probes' programs: the ones the traced threads run. */
 void mt_tracer__bpf_time(struct mt_tracer *t, uint64_t *runs, uint64_t *ns)
 {
-	struct bpf_program *p;
+	struct bpf_program *progs[] = { t->enter_prog, t->session_prog, t->return_prog };
 
 	*runs = *ns = 0;
-	bpf_object__for_each_program(p, t->skel->obj) {
+	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
 		struct bpf_prog_info info = {};
 		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(progs[i]);
 
-		if (bpf_program__fd(p) >= 0 &&
-		    !bpf_prog_get_info_by_fd(bpf_program__fd(p), &info, &len)) {
+		if (fd >= 0 && !bpf_prog_get_info_by_fd(fd, &info, &len)) {
 			*runs += info.run_cnt;
 			*ns += info.run_time_ns;
 		}
@@ -244,6 +257,24 @@ int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid)
 }
 
 static int on_event(void *ctx, void *data, size_t len);
+
+/*
+ * Stack totals are per CPU (no cache line shared between CPUs allocating
+ * from one stack) while a full map stays under 64 MiB, in the kernel and
+ * in each snapshot; on larger machines they are shared. Returns the
+ * number of CPUs per entry, 1 for shared.
+ */
+#define MT_STATS_PERCPU_MAX (64ULL << 20)
+
+static int stats_ncpu(uint64_t max_stacks)
+{
+	int ncpu = libbpf_num_possible_cpus();
+
+	if (ncpu <= 1 || (uint64_t)ncpu * max_stacks * sizeof(struct mt_stats) >
+				 MT_STATS_PERCPU_MAX)
+		return 1;
+	return ncpu;
+}
 
 /* Does the kernel know uprobe session links? Its own BTF says. */
 static bool kernel_has_uprobe_session(void)
@@ -299,6 +330,9 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	bpf_program__set_autoload(t->skel->progs.cfi_exit, t->skel->rodata->unwind_cfi);
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
+	t->stats_ncpu = stats_ncpu(o->max_stacks);
+	if (t->stats_ncpu == 1)
+		bpf_map__set_type(t->skel->maps.stats, BPF_MAP_TYPE_HASH);
 	bpf_map__set_max_entries(t->skel->maps.stacks, o->max_stacks);
 	t->skel->rodata->max_allocs_per_proc = o->max_allocs_per_proc;
 	t->enter_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.alloc_enter;
@@ -319,10 +353,9 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	err = memtrace_bpf__load(t->skel);
 	if (err)
 		goto cleanup;
-	if (o->bpf_stats && (t->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME)) < 0) {
-		err = -errno;
-		goto cleanup;
-	}
+	/* needs CAP_SYS_ADMIN: without it, trace and say it was not measured */
+	if (o->bpf_stats && (t->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME)) < 0)
+		t->stats_err = -errno;
 	for (int i = 0; i < o->ncomms; i++) {
 		char key[16] = {};
 		__u8 one = 1;
@@ -626,17 +659,19 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	}
 	close(fd);
 #undef HAS
-	if (t->session) {
+	/* frees first: a block allocated while the links go on is then never
+	 * left outstanding after its free (a free of a block not seen is
+	 * free_untracked, as for blocks allocated before attach) */
+	err = add_link(t, t->enter_prog, pid, lib, eo, ec, ne, false);
+	if (!err && t->session) {
 		err = add_session(t, pid, lib, ro, rc, nr);
-	} else {
+	} else if (!err) {
 		/* return probes first: a call entered in between is then
 		 * ignored rather than left half-recorded */
 		err = add_link(t, t->return_prog, pid, lib, ro, NULL, nr, true);
 		if (!err)
 			err = add_link(t, t->session_prog, pid, lib, ro, rc, nr, false);
 	}
-	if (!err)
-		err = add_link(t, t->enter_prog, pid, lib, eo, ec, ne, false);
 	t->nprobes += ne + 2 * nr;
 	return err;
 }
@@ -761,17 +796,14 @@ static int read_pairs(int fd, size_t ksz, size_t vsz, int ncpu, size_t esz, void
 
 int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	struct timespec ts;
 	int err;
 
 	memset(s, 0, sizeof(*s));
 	err = read_counters(t, s->counters);
-	if (!err && ncpu <= 0)
-		err = ncpu ? ncpu : -EINVAL;
 	if (!err)
 		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
-				 sizeof(struct mt_stats), ncpu, sizeof(struct mt_stat_entry),
+				 sizeof(struct mt_stats), t->stats_ncpu, sizeof(struct mt_stat_entry),
 				 (void **)&s->stats, &s->nstats);
 	if (!err)
 		err = read_pairs(bpf_map__fd(t->skel->maps.allocs), sizeof(struct mt_alloc_key),

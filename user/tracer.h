@@ -93,7 +93,12 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s);
 /* --kernel: kernel allocations skipped because memtrace's own programs
  * were running (their map memory): recursion misses of the programs. */
 uint64_t mt_tracer__kernel_recursion(struct mt_tracer *t);
-/* --bpf-stats: runs and run time of all memtrace's programs so far. */
+/* CPUs per stack totals entry (per-CPU totals), or 1 (shared). */
+int mt_tracer__stats_ncpu(const struct mt_tracer *t);
+/* --bpf-stats: 0 if the programs are measured, else why not (-EPERM:
+ * it needs CAP_SYS_ADMIN; -ENOENT: not asked for). */
+int mt_tracer__bpf_measuring(const struct mt_tracer *t);
+/* --bpf-stats: runs and run time of the allocator probes' programs. */
 void mt_tracer__bpf_time(struct mt_tracer *t, uint64_t *runs, uint64_t *ns);
 void mt_snapshot__clear(struct mt_snapshot *s);
 /* The frames of a stack id. 0 or -ENOENT. */

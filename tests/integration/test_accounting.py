@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 """Exact accounting per allocator entry point and per allocating function."""
-from conftest import by_function, memtrace, prog, trace_cmd
+import subprocess
+
+from conftest import MEMTRACE, by_function, memtrace, prog, reports, trace_cmd
 
 
 def test_each_entry_point_exact():
@@ -78,6 +80,28 @@ def test_cross_thread_frees():
     assert s[0]["frames"][1]["symbol"] == "worker"
 
 
+def test_cross_thread_frees_shared_totals():
+    # per-CPU stack totals need ncpu x 48 bytes a stack: past 64 MiB for a
+    # full map they are shared by all CPUs; the numbers are the same
+    r = memtrace("--json", "-n", "0", "-v", "--max-stacks", "1000000", "--", prog("threads"))
+    assert r.returncode == 0, r.stderr
+    assert "stack totals shared by all CPUs" in r.stderr
+    got = by_function(reports(r.stdout)[-1]["stacks"], "produce")
+    assert (got["alloc_count"], got["free_count"]) == (1000, 500)
+    assert (got["outstanding_bytes"], got["outstanding_count"]) == (500 * 512, 500)
+    r = memtrace("--json", "-n", "0", "-v", "--", prog("threads"))
+    assert f"stack totals kept per CPU ({possible_cpus()} CPUs)" in r.stderr
+
+
+def possible_cpus():
+    n = 0
+    with open("/sys/devices/system/cpu/possible") as f:
+        for part in f.read().strip().split(","):
+            lo, _, hi = part.partition("-")
+            n += int(hi or lo) - int(lo) + 1
+    return n
+
+
 def test_constructor_allocation():
     rep, _ = trace_cmd("ctor")
     got = by_function(rep["stacks"], "early_init")
@@ -141,4 +165,18 @@ def test_bpf_stats():
     assert "bpf_runs" not in plain["self"]
     txt = memtrace("-n", "0", "--bpf-stats", "--", prog("threads"))
     assert txt.returncode == 0, txt.stderr
-    assert "memtrace's BPF programs (run in the traced processes):" in txt.stdout
+    assert "BPF programs on the allocator probes (run by the traced threads):" in txt.stdout
+
+
+def test_bpf_stats_without_cap_sys_admin():
+    # the kernel's statistics need CAP_SYS_ADMIN: memtrace says so once and
+    # traces anyway, unmeasured
+    r = subprocess.run(["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin",
+                        MEMTRACE, "--json", "-n", "0", "--bpf-stats", "--", prog("allocs")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    warn = [l for l in r.stderr.splitlines() if "--bpf-stats" in l]
+    assert len(warn) == 1 and "CAP_SYS_ADMIN is needed" in warn[0]
+    rep = reports(r.stdout)[-1]
+    assert "bpf_runs" not in rep["self"]
+    assert rep["totals"]["alloc_count"] > 0
