@@ -173,6 +173,9 @@ int mt_report__build(const struct mt_snapshot *s, const struct mt_proc *procs,
 		r->lost_total += s->counters[i];
 	}
 	err = collect(s, o, r);
+	/* the BPF peak is taken per batch of changes: never below now */
+	if (r->totals.outstanding_bytes > r->totals.peak_outstanding_bytes)
+		r->totals.peak_outstanding_bytes = r->totals.outstanding_bytes;
 	if (!err)
 		err = rank(r, o->top);
 	if (err)

@@ -224,3 +224,17 @@ Test(render, text_golden)
 {
 	render(false, "report.txt");
 }
+
+Test(report, peak_never_below_outstanding)
+{
+	/* the BPF peak is taken per batch of changes; a report's exact
+	 * outstanding total raises it */
+	struct mt_snapshot s = snap();
+	struct mt_report_opts o = { .min_age_ns = 5 * S, .final = true };
+	struct mt_report r;
+
+	s.peak_bytes = 100;
+	cr_assert_eq(mt_report__build(&s, procs, 2, &o, &r), 0);
+	cr_assert_eq(r.totals.peak_outstanding_bytes, 6512);
+	mt_report__clear(&r);
+}
