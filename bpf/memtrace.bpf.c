@@ -120,8 +120,8 @@ struct {
  * exact outstanding total of each report.
  */
 #define MT_PEAK_BATCH 4096
-__u64 outstanding_bytes = 0;
-__u64 peak_bytes = 0;
+__s64 outstanding_bytes = 0;	/* below 0 a moment, when frees flush first */
+__s64 peak_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -826,8 +826,7 @@ static __always_inline void stats_add(__u32 tgid, __u32 gen, __u64 stack_id, __u
 static __always_inline void outstanding_add(__s64 d)
 {
 	__u32 zero = 0;
-	__s64 *mine = bpf_map_lookup_elem(&outstanding_cpu, &zero), v;
-	__u64 now, peak;
+	__s64 *mine = bpf_map_lookup_elem(&outstanding_cpu, &zero), v, now, peak;
 
 	if (!mine)
 		return;
@@ -843,7 +842,7 @@ static __always_inline void outstanding_add(__s64 d)
 
 	/* atomic max; a few tries are plenty with little contention */
 	for (int i = 0; i < 4 && now > peak; i++) {
-		__u64 seen = __sync_val_compare_and_swap(&peak_bytes, peak, now);
+		__s64 seen = __sync_val_compare_and_swap(&peak_bytes, peak, now);
 
 		if (seen == peak)
 			break;

@@ -44,6 +44,7 @@ struct mt_tracer {
 	int stats_fd;		/* --bpf-stats: run time counted while open */
 	int stats_err;		/* --bpf-stats: why it could not be enabled */
 	int stats_ncpu;		/* per-CPU stack totals: the CPUs; else 1 */
+	uint64_t peak;		/* highest outstanding total reported */
 };
 
 /* Every allocation entry point and how the entry program reads it. */
@@ -499,14 +500,15 @@ int mt_tracer__add_custom(struct mt_tracer *t, const char *name, int arg, bool i
 /*
  * Does the function call no other traced function? An allocator's malloc
  * calls none (glibc, musl, jemalloc, tcmalloc, mimalloc), unless --mmap
- * traces the mmap and sbrk it calls; mmap and sbrk call none. Others may:
- * operator new calls malloc, musl's calloc malloc and its memalign
- * aligned_alloc, realloc(p, 0) free; custom functions are unknown.
+ * traces the mmap and sbrk it calls, or --alloc-fn/--free-fn name
+ * functions it may call; mmap calls none (gperftools' sbrk calls libc's).
+ * Others may: operator new calls malloc, musl's calloc malloc and its
+ * memalign aligned_alloc, realloc(p, 0) free.
  */
 static bool leaf(const struct mt_tracer *t, enum mt_lib kind, enum mt_fn fn)
 {
-	return (kind == MT_LIB_C && fn == MT_FN_MALLOC && !t->mmap) ||
-	       (kind == MT_LIB_MMAP && (fn == MT_FN_MMAP || fn == MT_FN_SBRK));
+	return (kind == MT_LIB_C && fn == MT_FN_MALLOC && !t->mmap && !t->ncustom) ||
+	       (kind == MT_LIB_MMAP && fn == MT_FN_MMAP);
 }
 
 /* No return probe: the free-like functions. */
@@ -797,6 +799,7 @@ static int read_pairs(int fd, size_t ksz, size_t vsz, int ncpu, size_t esz, void
 int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 {
 	struct timespec ts;
+	uint64_t now = 0;
 	int err;
 
 	memset(s, 0, sizeof(*s));
@@ -813,7 +816,14 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 		mt_snapshot__clear(s);
 		return err;
 	}
-	s->peak_bytes = t->skel->bss->peak_bytes;
+	/* the BPF peak moves in batches: never below what a report showed */
+	for (size_t i = 0; i < s->nallocs; i++)
+		now += s->allocs[i].v.size;
+	if (t->skel->bss->peak_bytes > 0 && (uint64_t)t->skel->bss->peak_bytes > t->peak)
+		t->peak = t->skel->bss->peak_bytes;
+	if (now > t->peak)
+		t->peak = now;
+	s->peak_bytes = t->peak;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	s->now_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 	return 0;

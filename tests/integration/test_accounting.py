@@ -90,7 +90,12 @@ def test_cross_thread_frees_shared_totals():
     assert (got["alloc_count"], got["free_count"]) == (1000, 500)
     assert (got["outstanding_bytes"], got["outstanding_count"]) == (500 * 512, 500)
     r = memtrace("--json", "-n", "0", "-v", "--", prog("threads"))
-    assert f"stack totals kept per CPU ({possible_cpus()} CPUs)" in r.stderr
+    assert r.returncode == 0, r.stderr
+    n = possible_cpus()  # the rule: per CPU while a full default map <= 64 MiB
+    if 1 < n and n * 65536 * 48 <= 64 << 20:
+        assert f"stack totals kept per CPU ({n} CPUs)" in r.stderr
+    else:
+        assert "stack totals shared by all CPUs" in r.stderr
 
 
 def possible_cpus():
@@ -180,3 +185,15 @@ def test_bpf_stats_without_cap_sys_admin():
     rep = reports(r.stdout)[-1]
     assert "bpf_runs" not in rep["self"]
     assert rep["totals"]["alloc_count"] > 0
+
+
+def test_peak_kept_across_reports():
+    # a peak only a report saw (below the BPF batch) stays the peak after
+    # the blocks are freed
+    r = memtrace("--json", "-n", "0", "-i", "1", "--", prog("peak_then_free"))
+    assert r.returncode == 0, r.stderr
+    reps = reports(r.stdout)
+    assert reps[0]["totals"]["outstanding_bytes"] == 3000
+    final = reps[-1]["totals"]
+    assert final["outstanding_bytes"] == 0
+    assert final["peak_outstanding_bytes"] == 3000
