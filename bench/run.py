@@ -191,11 +191,31 @@ def summarize(runs, workloads, tracers):
                 ratios = [r["wall_s"] / b["wall_s"] for r, b in ok]
             row["ratio"] = med(ratios)
             row["wall_s"] = med([r["wall_s"] for r, _ in ok])
+            row["x_floor"] = vs_floor(runs[w], t, w)
             for k in ("self_cpu_s", "self_rss_kib", "lost"):
                 if any(k in r for r, _ in ok):
                     row[k] = med([r.get(k) for r, _ in ok])
             rows.append(row)
     return rows
+
+
+def vs_floor(runs, tracer, workload):
+    """What a tracer adds over the baseline, in units of what the empty
+    probes add, paired within each repetition (the VM's speed drifts
+    between repetitions far more than within one)."""
+    if "floor" not in runs or tracer in ("none", "floor"):
+        return None
+    key = "ns_per_pair" if workload.startswith("churn") else "own_s"
+    xs = []
+    for r, f, b in zip(runs[tracer], runs["floor"], runs["none"]):
+        if key in r and key in f and key in b:
+            if key == "own_s":  # slowdowns: added time in baseline units
+                added, floor = r[key] / b[key] - 1, f[key] / b[key] - 1
+            else:
+                added, floor = r[key] - b[key], f[key] - b[key]
+            if floor > 0:
+                xs.append(added / floor)
+    return med(xs)
 
 
 def fmt(m, spec="{:.2f}"):
@@ -208,17 +228,18 @@ def fmt(m, spec="{:.2f}"):
 
 
 def table(rows):
-    head = ["workload", "tracer", "slowdown x", "added ns/pair", "memtrace CPU s",
+    head = ["workload", "tracer", "slowdown x", "added ns/pair", "x floor", "memtrace CPU s",
             "memtrace RSS MiB", "lost"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if "error" in r:
             cells = [r["workload"], r["tracer"], "failed: " + " ".join(r["error"] or [])[:60],
-                     "", "", "", ""]
+                     "", "", "", "", ""]
         else:
             rss = r.get("self_rss_kib")
             cells = [r["workload"], r["tracer"], fmt(r["ratio"]),
-                     fmt(r.get("added_ns"), "{:.0f}"), fmt(r.get("self_cpu_s"), "{:.3f}"),
+                     fmt(r.get("added_ns"), "{:.0f}"), fmt(r.get("x_floor")),
+                     fmt(r.get("self_cpu_s"), "{:.3f}"),
                      fmt(rss and tuple(x / 1024 for x in rss), "{:.1f}"),
                      fmt(r.get("lost"), "{:.0f}")]
         out.append("| " + " | ".join(cells) + " |")
@@ -274,7 +295,22 @@ def main():
     ap.add_argument("--out", default=os.path.join(BUILD, "bench-results"),
                     help="directory for results.json, results.md, chart.svg")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run")
+    ap.add_argument("--from", dest="src", metavar="RESULTS_JSON",
+                    help="run nothing: summarize an earlier run's results.json again")
     a = ap.parse_args()
+    if a.src:
+        with open(a.src) as f:
+            old = json.load(f)
+        runs = old["runs"]
+        workloads = list(runs)
+        tracers = list(runs[workloads[0]])
+        rows = summarize(runs, workloads, tracers)
+        print(table(rows))
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "results.md"), "w") as f:
+            f.write(table(rows) + "\n")
+        svg_chart(rows, os.path.join(a.out, "chart.svg"))
+        return
     workloads = a.workloads.split(",")
     tracers = a.tracers.split(",")
     if "none" not in tracers:
