@@ -39,13 +39,22 @@ const volatile __u32 unwind_cfi = 1;
  * different stacks collide */
 const volatile __u64 stack_hash_mask = ~0ULL;
 
-/* --kernel: processes whose kernel allocations are traced */
+/* The traced processes (not with -a): for --kernel, and for the links of
+ * a process tree (MT_FN_TREE) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
 	__type(key, __u32);
 	__type(value, __u8);
 } targets SEC(".maps");
+
+/*
+ * Set by userspace when a `--` command's process tree moves from one link
+ * per process to one link per file for all (MT_FN_TREE): from then on the
+ * per-process links, until they are gone, ignore their calls.
+ */
+__u32 tree_on = 0;
 
 /*
  * -a: the probes have no PID filter; processes are selected here. With
@@ -1234,8 +1243,16 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 static __always_inline int on_entry(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u32 leaf = cookie & MT_FN_LEAF, fn = cookie & ~MT_FN_LEAF;
+	__u32 leaf = cookie & MT_FN_LEAF, fn = cookie & ~(MT_FN_LEAF | MT_FN_TREE);
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (cookie & MT_FN_TREE) {
+		if (!tree_on || !bpf_map_lookup_elem(&targets, &tgid))
+			return MT_NO_RETURN;
+	} else if (tree_on) {
+		return MT_NO_RETURN; /* a per-process link, until it is gone */
+	}
 
 	if ((trace_all || filter_comm || filter_cgroup) &&
 	    !selected(bpf_get_current_pid_tgid() >> 32))

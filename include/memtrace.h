@@ -42,6 +42,9 @@ enum mt_fn {
 	/* attach cookie flag: the function calls no other traced function (a
 	 * leaf), so a call with nothing to record needs no state and no return */
 	MT_FN_LEAF = 1u << 16,
+	/* attach cookie flag: a link for every process (-- with a process
+	 * tree): the program keeps the calls of processes in `targets` */
+	MT_FN_TREE = 1u << 17,
 };
 
 /*

@@ -37,9 +37,12 @@ struct mt_tracer {
 	struct probe_def custom[MAX_PROBES];
 	size_t ncustom;
 	struct bpf_link **links;
+	pid_t *link_pid;	/* the process a uprobe link is for; 0: all, or a tracepoint */
 	int nlinks;
 	int *session_fds;	/* session links, which libbpf 1.4 cannot make */
+	pid_t *session_pid;
 	int nsessions;
+	bool tree;		/* new pid-less links are a process tree's */
 	int nprobes;
 	int stats_fd;		/* --bpf-stats: run time counted while open */
 	int stats_err;		/* --bpf-stats: why it could not be enabled */
@@ -175,17 +178,29 @@ const char *const *mt_tracer__missing_tps(const struct mt_tracer *t)
 }
 
 /* Attach a tracepoint program; its link is destroyed with the tracer. */
+static int grow_links(struct mt_tracer *t)
+{
+	struct bpf_link **nl = realloc(t->links, (t->nlinks + 1) * sizeof(*nl));
+	pid_t *np;
+
+	if (nl)
+		t->links = nl;
+	np = realloc(t->link_pid, (t->nlinks + 1) * sizeof(*np));
+	if (np)
+		t->link_pid = np;
+	return nl && np ? 0 : -ENOMEM;
+}
+
 static int attach_tp(struct mt_tracer *t, struct bpf_program *p)
 {
-	struct bpf_link **nl, *l;
+	struct bpf_link *l;
 
-	nl = realloc(t->links, (t->nlinks + 1) * sizeof(*nl));
-	if (!nl)
+	if (grow_links(t))
 		return -ENOMEM;
-	t->links = nl;
 	l = bpf_program__attach(p);
 	if (!l)
 		return -errno;
+	t->link_pid[t->nlinks] = 0;
 	t->links[t->nlinks++] = l;
 	return 0;
 }
@@ -248,6 +263,52 @@ uint64_t mt_tracer__kernel_recursion(struct mt_tracer *t)
 	return sum;
 }
 
+bool mt_tracer__can_tree(const struct mt_tracer *t)
+{
+	return t->session;
+}
+
+void mt_tracer__tree_prepare(struct mt_tracer *t)
+{
+	t->tree = true;
+}
+
+int mt_tracer__tree_on(struct mt_tracer *t)
+{
+	int n = 0, keep = 0;
+
+	t->skel->bss->tree_on = 1; /* per-process links ignore calls from now on */
+	for (int i = 0; i < t->nsessions; i++) {
+		if (t->session_pid[i]) {
+			close(t->session_fds[i]);
+			n++;
+			continue;
+		}
+		t->session_pid[keep] = 0;
+		t->session_fds[keep++] = t->session_fds[i];
+	}
+	t->nsessions = keep;
+	keep = 0;
+	for (int i = 0; i < t->nlinks; i++) {
+		if (t->link_pid[i]) {
+			bpf_link__destroy(t->links[i]);
+			n++;
+			continue;
+		}
+		t->link_pid[keep] = 0;
+		t->links[keep++] = t->links[i];
+	}
+	t->nlinks = keep;
+	return n;
+}
+
+int mt_tracer__remove_target(struct mt_tracer *t, pid_t tgid)
+{
+	__u32 k = tgid;
+
+	return bpf_map_delete_elem(bpf_map__fd(t->skel->maps.targets), &k) ? -errno : 0;
+}
+
 int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid)
 {
 	__u32 k = tgid;
@@ -258,6 +319,7 @@ int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid)
 }
 
 static int on_event(void *ctx, void *data, size_t len);
+
 
 /*
  * Stack totals are per CPU (no cache line shared between CPUs allocating
@@ -404,9 +466,11 @@ void mt_tracer__free(struct mt_tracer *t)
 	for (int i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
 	free(t->links);
+	free(t->link_pid);
 	for (int i = 0; i < t->nsessions; i++)
 		close(t->session_fds[i]);
 	free(t->session_fds);
+	free(t->session_pid);
 	if (t->stats_fd >= 0)
 		close(t->stats_fd);
 	ring_buffer__free(t->events);
@@ -528,17 +592,16 @@ static int add_link(struct mt_tracer *t, struct bpf_program *prog, pid_t pid,
 {
 	LIBBPF_OPTS(bpf_uprobe_multi_opts, uo, .offsets = (const unsigned long *)offs,
 		    .cookies = (const __u64 *)cookies, .cnt = n, .retprobe = ret);
-	struct bpf_link **nl, *l;
+	struct bpf_link *l;
 
 	if (!n)
 		return 0;
-	nl = realloc(t->links, (t->nlinks + 1) * sizeof(*nl));
-	if (!nl)
+	if (grow_links(t))
 		return -ENOMEM;
-	t->links = nl;
 	l = bpf_program__attach_uprobe_multi(prog, pid, lib, NULL, &uo);
 	if (!l)
 		return -errno;
+	t->link_pid[t->nlinks] = pid < 0 ? 0 : pid;
 	t->links[t->nlinks++] = l;
 	return 0;
 }
@@ -553,13 +616,18 @@ static int add_session(struct mt_tracer *t, pid_t pid, const char *lib, const ui
 {
 	union bpf_attr attr;
 	int *nf, fd;
+	pid_t *np;
 
 	if (!n)
 		return 0;
 	nf = realloc(t->session_fds, (t->nsessions + 1) * sizeof(*nf));
-	if (!nf)
+	if (nf)
+		t->session_fds = nf;
+	np = realloc(t->session_pid, (t->nsessions + 1) * sizeof(*np));
+	if (np)
+		t->session_pid = np;
+	if (!nf || !np)
 		return -ENOMEM;
-	t->session_fds = nf;
 	memset(&attr, 0, sizeof(attr));
 	attr.link_create.prog_fd = bpf_program__fd(t->session_prog);
 	attr.link_create.attach_type = MT_TRACE_UPROBE_SESSION;
@@ -571,6 +639,7 @@ static int add_session(struct mt_tracer *t, pid_t pid, const char *lib, const ui
 	fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
 	if (fd < 0)
 		return -errno;
+	t->session_pid[t->nsessions] = pid < 0 ? 0 : pid;
 	t->session_fds[t->nsessions++] = fd;
 	return 0;
 }
@@ -649,12 +718,15 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 			 * safe: user/probesite.h */
 			uint64_t at = offs[i] + info[*ninfo].site.delta;
 
+			__u64 tree = pid < 0 && t->tree ? MT_FN_TREE : 0;
+
 			if (frees(defs[i].fn)) {
 				eo[ne] = at;
-				ec[ne++] = defs[i].fn;
+				ec[ne++] = defs[i].fn | tree;
 			} else {
 				ro[nr] = at;
-				rc[nr++] = defs[i].fn | (leaf(t, kind, defs[i].fn) ? MT_FN_LEAF : 0);
+				rc[nr++] = defs[i].fn | tree |
+					   (leaf(t, kind, defs[i].fn) ? MT_FN_LEAF : 0);
 			}
 		}
 		(*ninfo)++;

@@ -93,6 +93,19 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s);
 /* --kernel: kernel allocations skipped because memtrace's own programs
  * were running (their map memory): recursion misses of the programs. */
 uint64_t mt_tracer__kernel_recursion(struct mt_tracer *t);
+/*
+ * A `--` command's process tree: from one set of links per process to one
+ * per file for all, the program keeping the processes in `targets`.
+ * can_tree: the kernel has uprobe sessions (needed: a per-process link
+ * and a tree link must not both count a call). tree_prepare: links made
+ * for pid -1 from now on are the tree's; attach them; then tree_on: the
+ * tree's links take over and the per-process ones are closed (returns how
+ * many). remove_target: a process left the tree (it exited).
+ */
+bool mt_tracer__can_tree(const struct mt_tracer *t);
+void mt_tracer__tree_prepare(struct mt_tracer *t);
+int mt_tracer__tree_on(struct mt_tracer *t);
+int mt_tracer__remove_target(struct mt_tracer *t, pid_t tgid);
 /* CPUs per stack totals entry (per-CPU totals), or 1 (shared). */
 int mt_tracer__stats_ncpu(const struct mt_tracer *t);
 /* --bpf-stats: 0 if the programs are measured, else why not (-EPERM:

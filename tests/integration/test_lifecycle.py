@@ -192,3 +192,37 @@ def test_command_fork_child_traced():
     assert (got["alloc_bytes"], got["outstanding_bytes"], got["free_count"]) == (1700, 1700, 0)
     got = by_function(mine(child), "child_alloc")
     assert (got["alloc_bytes"], got["alloc_count"], got["outstanding_bytes"]) == (1500, 5, 1500)
+
+
+def test_command_tree_one_link_per_file(tmp_path, waiter):
+    """-- COMMAND with many processes: from the 4th on, one set of links per
+    file serves the whole tree (the BPF program keeps the tree's processes),
+    so a process costs no new links. Every process keeps exact numbers; a
+    process outside the tree that maps the same libc is not traced."""
+    script = tmp_path / "tree.sh"
+    script.write_text("#!/bin/sh\n"
+                      f"for i in 1 2 3 4 5 6; do {prog('threads')}; done\n"
+                      f"kill -USR1 {waiter.pid}\n"  # the waiter allocates now
+                      "sleep 0.5\n"
+                      f"{prog('allocs')} >/dev/null\n")
+    script.chmod(0o755)
+    r = memtrace("--json", "-n", "0", "-v", "--", str(script))
+    assert r.returncode == 0, r.stderr
+    assert "one set of probe links for all of them now" in r.stderr
+    assert "the command's processes: hooked" in r.stderr
+    assert waiter.p.stdout.readline().strip() == "step1"
+    rep = reports(r.stdout)[-1]
+    runs = [p for p in rep["processes"] if p["comm"] == "threads"]
+    assert len(runs) == 6
+    for p in runs:
+        got = by_function([e for e in rep["stacks"] if e["pid"] == p["pid"]], "produce")
+        assert (got["alloc_count"], got["free_count"]) == (1000, 500)
+        assert got["outstanding_bytes"] == 500 * 512
+    allocs = [p["pid"] for p in rep["processes"] if p["comm"] == "allocs"]
+    assert len(allocs) == 1
+    got = by_function([e for e in rep["stacks"] if e["pid"] == allocs[0]], "use_malloc")
+    assert got["alloc_count"] == 3
+    # the waiter's step-1 allocations happened while the tree's links were on
+    assert waiter.pid not in [p["pid"] for p in rep["processes"]]
+    assert by_function(rep["stacks"], "after_attach")["stacks"] == 0
+    assert_no_probes_left()
