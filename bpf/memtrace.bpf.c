@@ -50,11 +50,14 @@ struct {
 } targets SEC(".maps");
 
 /*
- * Set by userspace when a `--` command's process tree moves from one link
- * per process to one link per file for all (MT_FN_TREE): from then on the
- * per-process links, until they are gone, ignore their calls.
+ * Set by userspace while a `--` command's process tree moves from links per
+ * process to links per file for all (MT_FN_TREE), for about a second: both
+ * see each call then. Two entries of one call at one stack pointer make one
+ * state (the second replaces the first) and its second return finds none,
+ * so nothing counts twice; only a free's second sighting finds no block,
+ * which is not a loss then.
  */
-__u32 tree_on = 0;
+__u32 tree_overlap = 0;
 
 /*
  * -a: the probes have no PID filter; processes are selected here. With
@@ -1224,7 +1227,7 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 	a = bpf_map_lookup_elem(&allocs, &k);
 	if (!a) {
 		/* when sampling, most blocks are not tracked: nothing lost */
-		if (!sample_bytes)
+		if (!sample_bytes && !tree_overlap)
 			count(MT_CNT_LOST_FREE_UNTRACKED, 1);
 		return 0;
 	}
@@ -1247,12 +1250,8 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if (cookie & MT_FN_TREE) {
-		if (!tree_on || !bpf_map_lookup_elem(&targets, &tgid))
-			return MT_NO_RETURN;
-	} else if (tree_on) {
-		return MT_NO_RETURN; /* a per-process link, until it is gone */
-	}
+	if ((cookie & MT_FN_TREE) && !bpf_map_lookup_elem(&targets, &tgid))
+		return MT_NO_RETURN;
 
 	if ((trace_all || filter_comm || filter_cgroup) &&
 	    !selected(bpf_get_current_pid_tgid() >> 32))

@@ -59,6 +59,8 @@ struct app {
 	struct mt_child child;
 	bool have_child;
 	bool tree;		/* --: one link per file for the whole process tree */
+	double tree_close_at;	/* when to close the per-process links; 0: done */
+	struct mt_paths pid_hooked;	/* --: files hooked per process, for the switch */
 	FILE *out;
 	int sigfd;
 	double start_s;
@@ -256,8 +258,12 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 		if (err == -ENOENT || err == -ENOEXEC)
 			continue; /* not an allocator, or not ELF */
 		if (err) {
-			error("attaching uprobes to %s for PID %d failed: %s", path, pid,
-			      strerror(-err));
+			if (a->tree)
+				error("attaching uprobes to %s for the command's processes "
+				      "failed: %s", path, strerror(-err));
+			else
+				error("attaching uprobes to %s for PID %d failed: %s", path, pid,
+				      strerror(-err));
 			mt_pairmap__put(a->hooked, owner, st.st_ino, 0); /* said once */
 			return -MT_EXIT_RUNTIME;
 		}
@@ -270,6 +276,8 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 	}
 	if (mt_pairmap__put(a->hooked, owner, st.st_ino, hooked))
 		return -MT_EXIT_RUNTIME;
+	if (hooked && pid >= 0 && a->have_child)
+		mt_paths__add(&a->pid_hooked, path); /* for maybe_tree */
 	return hooked;
 }
 
@@ -739,27 +747,54 @@ static void hook_files(struct app *a, pid_t pid, const struct mt_paths *files, b
 
 static void maybe_tree(struct app *a)
 {
-	struct mt_paths files;
-	int closed;
+	bool failed = false;
 
 	if (a->tree || a->o.all || !a->have_child || a->ntargets < MT_TREE_AFTER ||
 	    !mt_tracer__can_tree(a->tracer))
 		return;
 	mt_tracer__tree_prepare(a->tracer);
+	mt_tracer__tree_overlap(a->tracer, true);
 	a->tree = true;
+	/* every file hooked for some process so far: what the live ones map,
+	 * and the paths files were hooked by (an exec'd program's libraries
+	 * may not be mapped yet); attach_object takes each file once */
 	for (int i = 0; i < a->ntargets; i++) {
+		struct mt_paths files;
+
 		if (a->targets[i].info.exited ||
 		    mt_target__mapped_files(a->targets[i].info.pid, &files))
 			continue;
 		for (size_t j = 0; j < files.n; j++)
-			attach_object(a, -1, files.v[j]);
+			failed |= attach_object(a, -1, files.v[j]) < 0;
 		mt_paths__clear(&files);
 	}
-	closed = mt_tracer__tree_on(a->tracer);
+	for (size_t j = 0; j < a->pid_hooked.n; j++)
+		failed |= attach_object(a, -1, a->pid_hooked.v[j]) < 0;
+	if (failed) {
+		/* both kinds of links stay: they see each call once together */
+		fprintf(stderr, "memtrace: warning: keeping the per-process probe links\n");
+		return;
+	}
+	a->tree_close_at = now_s() + 1.0;
 	if (verbose)
 		fprintf(stderr, "memtrace: %d processes: one set of probe links for all of them "
-				"now (%d per-process links closed)\n",
-			a->ntargets, closed);
+				"now\n",
+			a->ntargets);
+}
+
+/* The tree's links took over a second ago: calls that entered by the
+ * per-process links have returned. */
+static void tree_close(struct app *a)
+{
+	int closed;
+
+	if (!a->tree_close_at || now_s() < a->tree_close_at)
+		return;
+	a->tree_close_at = 0;
+	closed = mt_tracer__close_pid_links(a->tracer);
+	mt_tracer__tree_overlap(a->tracer, false);
+	if (verbose)
+		fprintf(stderr, "memtrace: %d per-process probe links closed\n", closed);
 }
 
 /* --: the command forked: hook the child (it maps what its parent does)
@@ -770,6 +805,11 @@ static void follow_fork(struct app *a, pid_t parent, pid_t child)
 	struct mt_paths files;
 	long born = mt_pairmap__get(a->born, (uint64_t)child, 0);
 
+	if (t && t->info.exited) {
+		/* a PID of the tree used again: another process */
+		mt_pairmap__put(a->by_pid, (uint64_t)child, 0, -1);
+		t = NULL;
+	}
 	if (!t) {
 		t = add_target(a, child);
 		p = find_target(a, parent);
@@ -837,10 +877,11 @@ static void on_child(struct app *a)
 			mt_target__cont(ev.pid);
 			break;
 		case MT_CHILD_EXITED:
+			/* reaped: its PID may be another process's soon */
+			mt_tracer__remove_target(a->tracer, ev.pid);
+			mt_pairmap__put(a->born, (uint64_t)ev.pid, 0, -1);
 			if (t)
 				target_gone(a, t);
-			/* its PID may be another process's soon */
-			mt_tracer__remove_target(a->tracer, ev.pid);
 			break;
 		case MT_CHILD_FORKED:
 			follow_fork(a, ev.pid, ev.newpid);
@@ -1126,6 +1167,7 @@ static int run(struct app *a)
 			if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLIN | POLLHUP)))
 				target_gone(a, &a->targets[i - 3]);
 		free(pfd);
+		tree_close(a);
 		if (now_s() >= next_refresh) {
 			if (a->o.all)
 				refresh_all(a);
@@ -1157,6 +1199,7 @@ static void cleanup(struct app *a)
 	free(a->procs);
 	mt_pairmap__free(a->by_pid);
 	mt_pairmap__free(a->hooked);
+	mt_paths__clear(&a->pid_hooked);
 	mt_pairmap__free(a->born);
 	if (a->cgroup_fd >= 0)
 		close(a->cgroup_fd);

@@ -95,8 +95,7 @@ void mt_paths__clear(struct mt_paths *p)
 	p->n = 0;
 }
 
-/* Add path unless its file is there already (/lib is /usr/lib, ...). */
-static int paths_add(struct mt_paths *p, const char *path)
+int mt_paths__add(struct mt_paths *p, const char *path)
 {
 	struct stat st, o;
 	char **nv;
@@ -134,7 +133,7 @@ int mt_target__mapped_files(pid_t pid, struct mt_paths *out)
 		 * could be a symlink a hostile container points at host files */
 		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", pid,
 			 (unsigned long long)maps.v[i].start, (unsigned long long)maps.v[i].end);
-		err = paths_add(out, path);
+		err = mt_paths__add(out, path);
 		if (err == -ENOENT)
 			err = 0; /* replaced on disk meanwhile: skip */
 	}
@@ -218,7 +217,7 @@ int mt_target__dependencies(const char *exe, struct mt_paths *out)
 	     depth++)
 		exe = interp[depth];
 	memset(out, 0, sizeof(*out));
-	if ((err = paths_add(out, exe)) < 0)
+	if ((err = mt_paths__add(out, exe)) < 0)
 		return err;
 	for (const char *p = preload; p && *p;) {
 		size_t n = strcspn(p, ": ");
@@ -227,7 +226,7 @@ int mt_target__dependencies(const char *exe, struct mt_paths *out)
 		snprintf(name, sizeof(name), "%.*s", (int)n, p);
 		resolve(name, "", "", path, sizeof(path));
 		if (path[0])
-			paths_add(out, path);
+			mt_paths__add(out, path);
 		p += n + (p[n] != 0);
 	}
 	/* breadth first, as the loader does; out grows while we walk it */
@@ -244,7 +243,7 @@ int mt_target__dependencies(const char *exe, struct mt_paths *out)
 
 			resolve(needed[k], runpath, origin, path, sizeof(path));
 			if (path[0])
-				paths_add(out, path);
+				mt_paths__add(out, path);
 			free(needed[k]);
 		}
 	}

@@ -20,6 +20,9 @@ struct mt_paths {
 };
 
 void mt_paths__clear(struct mt_paths *p);
+/* Add path unless its file is there already (/lib is /usr/lib, ...): 1
+ * added, 0 there already, or -errno (-ENOENT: no such file). */
+int mt_paths__add(struct mt_paths *p, const char *path);
 /*
  * Every executable file pid maps (its program, libraries), as paths that
  * open the mapped file itself (/proc/PID/map_files/START-END: nothing is

@@ -273,11 +273,15 @@ void mt_tracer__tree_prepare(struct mt_tracer *t)
 	t->tree = true;
 }
 
-int mt_tracer__tree_on(struct mt_tracer *t)
+void mt_tracer__tree_overlap(struct mt_tracer *t, bool on)
+{
+	t->skel->bss->tree_overlap = on;
+}
+
+int mt_tracer__close_pid_links(struct mt_tracer *t)
 {
 	int n = 0, keep = 0;
 
-	t->skel->bss->tree_on = 1; /* per-process links ignore calls from now on */
 	for (int i = 0; i < t->nsessions; i++) {
 		if (t->session_pid[i]) {
 			close(t->session_fds[i]);

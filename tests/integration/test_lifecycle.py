@@ -197,19 +197,24 @@ def test_command_fork_child_traced():
 def test_command_tree_one_link_per_file(tmp_path, waiter):
     """-- COMMAND with many processes: from the 4th on, one set of links per
     file serves the whole tree (the BPF program keeps the tree's processes),
-    so a process costs no new links. Every process keeps exact numbers; a
-    process outside the tree that maps the same libc is not traced."""
+    so a process costs no new links; a second later the per-process links
+    close. Every process keeps exact numbers, during that second (both
+    kinds of links see its calls) and after; a process outside the tree
+    that maps the same libc is not traced."""
     script = tmp_path / "tree.sh"
     script.write_text("#!/bin/sh\n"
                       f"for i in 1 2 3 4 5 6; do {prog('threads')}; done\n"
+                      f"{prog('allocs')} >/dev/null\n"  # both kinds of links on
                       f"kill -USR1 {waiter.pid}\n"  # the waiter allocates now
-                      "sleep 0.5\n"
-                      f"{prog('allocs')} >/dev/null\n")
+                      "sleep 2\n"
+                      f"{prog('allocs')} >/dev/null\n")  # the tree's links alone
     script.chmod(0o755)
     r = memtrace("--json", "-n", "0", "-v", "--", str(script))
     assert r.returncode == 0, r.stderr
     assert "one set of probe links for all of them now" in r.stderr
     assert "the command's processes: hooked" in r.stderr
+    closed = [l for l in r.stderr.splitlines() if "per-process probe links closed" in l]
+    assert len(closed) == 1 and int(closed[0].split()[1]) > 0, r.stderr
     assert waiter.p.stdout.readline().strip() == "step1"
     rep = reports(r.stdout)[-1]
     runs = [p for p in rep["processes"] if p["comm"] == "threads"]
@@ -218,11 +223,26 @@ def test_command_tree_one_link_per_file(tmp_path, waiter):
         got = by_function([e for e in rep["stacks"] if e["pid"] == p["pid"]], "produce")
         assert (got["alloc_count"], got["free_count"]) == (1000, 500)
         assert got["outstanding_bytes"] == 500 * 512
+    # each allocs run: the same numbers, function by function, as alone
+    alone, _ = trace_cmd("allocs")
     allocs = [p["pid"] for p in rep["processes"] if p["comm"] == "allocs"]
-    assert len(allocs) == 1
-    got = by_function([e for e in rep["stacks"] if e["pid"] == allocs[0]], "use_malloc")
-    assert got["alloc_count"] == 3
-    # the waiter's step-1 allocations happened while the tree's links were on
-    assert waiter.pid not in [p["pid"] for p in rep["processes"]]
-    assert by_function(rep["stacks"], "after_attach")["stacks"] == 0
+    assert len(allocs) == 2
+    for pid in allocs:
+        assert per_function([e for e in rep["stacks"] if e["pid"] == pid]) == \
+            per_function(alone["stacks"])
+    # the waiter allocated while the tree's links were on: nothing of it
+    assert not [e for e in rep["stacks"] if e["pid"] == waiter.pid]
     assert_no_probes_left()
+
+
+def per_function(stacks):
+    out = {}
+    for e in stacks:
+        if e["frames"] and (e["frames"][0].get("symbol") or "").startswith("use_"):
+            k = e["frames"][0]["symbol"]
+            v = out.setdefault(k, [0, 0, 0, 0])
+            for i, f in enumerate(("alloc_bytes", "alloc_count", "free_count",
+                                   "outstanding_bytes")):
+                v[i] += e[f]
+    assert out
+    return out
