@@ -752,8 +752,7 @@ static void maybe_tree(struct app *a)
 	if (a->tree || a->o.all || !a->have_child || a->ntargets < MT_TREE_AFTER ||
 	    !mt_tracer__can_tree(a->tracer))
 		return;
-	mt_tracer__tree_prepare(a->tracer);
-	mt_tracer__tree_overlap(a->tracer, true);
+	mt_tracer__tree_begin(a->tracer);
 	a->tree = true;
 	/* every file hooked for some process so far: what the live ones map,
 	 * and the paths files were hooked by (an exec'd program's libraries
@@ -791,8 +790,7 @@ static void tree_close(struct app *a)
 	if (!a->tree_close_at || now_s() < a->tree_close_at)
 		return;
 	a->tree_close_at = 0;
-	closed = mt_tracer__close_pid_links(a->tracer);
-	mt_tracer__tree_overlap(a->tracer, false);
+	closed = mt_tracer__tree_end(a->tracer);
 	if (verbose)
 		fprintf(stderr, "memtrace: %d per-process probe links closed\n", closed);
 }

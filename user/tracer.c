@@ -268,17 +268,13 @@ bool mt_tracer__can_tree(const struct mt_tracer *t)
 	return t->session;
 }
 
-void mt_tracer__tree_prepare(struct mt_tracer *t)
+void mt_tracer__tree_begin(struct mt_tracer *t)
 {
 	t->tree = true;
+	t->skel->bss->tree_overlap = 1;
 }
 
-void mt_tracer__tree_overlap(struct mt_tracer *t, bool on)
-{
-	t->skel->bss->tree_overlap = on;
-}
-
-int mt_tracer__close_pid_links(struct mt_tracer *t)
+int mt_tracer__tree_end(struct mt_tracer *t)
 {
 	int n = 0, keep = 0;
 
@@ -303,6 +299,7 @@ int mt_tracer__close_pid_links(struct mt_tracer *t)
 		t->links[keep++] = t->links[i];
 	}
 	t->nlinks = keep;
+	t->skel->bss->tree_overlap = 0;
 	return n;
 }
 

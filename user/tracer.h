@@ -98,16 +98,14 @@ uint64_t mt_tracer__kernel_recursion(struct mt_tracer *t);
  * per file for all, the program keeping the processes in `targets`.
  * can_tree: the kernel has uprobe sessions (a call seen by both kinds of
  * link must count once: see tree_overlap in the BPF program).
- * tree_prepare: links made for pid -1 from now on are the tree's.
- * tree_overlap(true), attach them, and a moment later (calls in flight
- * return through the links they entered by) close_pid_links (returns how
- * many it closed) and tree_overlap(false). remove_target: a process left
- * the tree (it exited).
+ * tree_begin: links made for pid -1 from now on are the tree's, and both
+ * kinds see calls; attach them. tree_end, a moment later (calls in flight
+ * return through the links they entered by): the per-process links are
+ * closed (returns how many). remove_target: a process left the tree.
  */
 bool mt_tracer__can_tree(const struct mt_tracer *t);
-void mt_tracer__tree_prepare(struct mt_tracer *t);
-void mt_tracer__tree_overlap(struct mt_tracer *t, bool on);
-int mt_tracer__close_pid_links(struct mt_tracer *t);
+void mt_tracer__tree_begin(struct mt_tracer *t);
+int mt_tracer__tree_end(struct mt_tracer *t);
 int mt_tracer__remove_target(struct mt_tracer *t, pid_t tgid);
 /* CPUs per stack totals entry (per-CPU totals), or 1 (shared). */
 int mt_tracer__stats_ncpu(const struct mt_tracer *t);
