@@ -769,10 +769,16 @@ static __always_inline bool same_stack(const struct mt_stack *a, const struct mt
  * other stacks. Two stacks never share an id. */
 #define MT_STACK_PROBES 4
 
-/* Store s; its id, or 0 when it could not be stored. */
-static __always_inline __u64 store_stack(struct mt_stack *s, __u64 kind)
+/* Store s; its id, or 0 when it could not be stored. A global function,
+ * verified once: inlined at each recording site, its loops over up to 127
+ * frames took a third of memtrace's start-up in the verifier. */
+__noinline __u64 store_stack(struct mt_stack *s, __u64 kind)
 {
-	__u64 h = hash_stack(s) & stack_hash_mask;
+	__u64 h;
+
+	if (!s)
+		return 0;
+	h = hash_stack(s) & stack_hash_mask;
 
 	for (__u32 p = 0; p < MT_STACK_PROBES; p++) {
 		__u64 id = ((h + p) & ~MT_STACK_KIND_MASK) | kind;
