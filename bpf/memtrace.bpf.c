@@ -1261,16 +1261,14 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 
 	if ((cookie & MT_FN_TREE) && !bpf_map_lookup_elem(&targets, &tgid))
 		return MT_NO_RETURN;
-
-	if ((trace_all || filter_comm || filter_cgroup) &&
-	    !selected(bpf_get_current_pid_tgid() >> 32))
+	if ((trace_all || filter_comm || filter_cgroup) && !selected(tgid))
 		return MT_NO_RETURN;
 	switch (fn) {
 	case MT_FN_MMAP:	/* anonymous only: file mappings are not allocations */
 		return enter_as(ctx, fn | leaf, a2, 0, PT_REGS_PARM4(ctx) & 0x20 /* MAP_ANONYMOUS */);
 	case MT_FN_MUNMAP:
 		if (!nested_in(thread_call(false), PT_REGS_SP(ctx)))
-			unmap_block(bpf_get_current_pid_tgid() >> 32, a1);
+			unmap_block(tgid, a1);
 		return MT_NO_RETURN;
 	case MT_FN_MREMAP:
 		return enter(ctx, fn | leaf, a3, a1);
