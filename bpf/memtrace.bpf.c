@@ -903,8 +903,6 @@ static __always_inline void stats_add(__u32 tgid, __u32 gen, __u64 stack_id, __u
 		if (!st)
 			return;
 	}
-	__sync_fetch_and_add(&st->outstanding_bytes, size);
-	__sync_fetch_and_add(&st->outstanding_count, n);
 	__sync_fetch_and_add(&st->alloc_bytes, size);
 	__sync_fetch_and_add(&st->alloc_count, n);
 }
@@ -959,18 +957,12 @@ static __always_inline void proc_live_add(__u32 tgid, __s64 d)
 		__sync_fetch_and_add(n, d);
 }
 
-/* A tracked block went away: take it out of its stack's numbers. */
+/*
+ * A tracked block went away (it is out of allocs): its stack's numbers
+ * follow from allocs in userspace, only the running totals change here.
+ */
 static __always_inline void account_free(const struct mt_alloc *a)
 {
-	struct mt_stats_key k = { .tgid = a->owner, .gen = a->owner_gen, .stack_id = a->stack_id };
-	struct mt_stats *st = bpf_map_lookup_elem(&stats, &k);
-
-	if (st) {
-		__sync_fetch_and_add(&st->outstanding_bytes, -a->size);
-		__sync_fetch_and_add(&st->outstanding_count, -(__u64)a->count);
-		__sync_fetch_and_add(&st->free_bytes, a->size);
-		__sync_fetch_and_add(&st->free_count, a->count);
-	}
 	outstanding_add(-(__s64)a->size);
 	proc_live_add(a->owner, -1);
 }

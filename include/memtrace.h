@@ -112,7 +112,11 @@ struct mt_alloc {
 #define MT_SAMPLE_TABLE 1024
 #define MT_WEIGHT_BUCKETS_PER_N 64
 
-/* Per (process, stack) aggregates. */
+/*
+ * Per (process, stack) totals. Only what was allocated: what is still
+ * outstanding is in the allocs map, and freed = allocated - outstanding
+ * (userspace). A free then touches no per-stack entry.
+ */
 struct mt_stats_key {
 	__u32 tgid;
 	__u32 gen;		/* the process's start time (see mt_alloc_key) */
@@ -120,12 +124,8 @@ struct mt_stats_key {
 };
 
 struct mt_stats {
-	__u64 outstanding_bytes;
-	__u64 outstanding_count;
 	__u64 alloc_bytes;
 	__u64 alloc_count;
-	__u64 free_bytes;
-	__u64 free_count;
 };
 
 /* A stack; ips[0] is the return address into the allocating function. */
@@ -252,7 +252,7 @@ struct mt_purge_args {
 _Static_assert(sizeof(struct mt_alloc_key) == 16, "mt_alloc_key layout");
 _Static_assert(sizeof(struct mt_alloc) == 40, "mt_alloc layout");
 _Static_assert(sizeof(struct mt_stats_key) == 16, "mt_stats_key layout");
-_Static_assert(sizeof(struct mt_stats) == 6 * 8, "mt_stats: __u64 counters only (summed per CPU)");
+_Static_assert(sizeof(struct mt_stats) == 2 * 8, "mt_stats: __u64 counters only (summed per CPU)");
 _Static_assert(sizeof(struct mt_stack) == 8 + 8 * MT_MAX_DEPTH, "mt_stack layout");
 _Static_assert(sizeof(struct mt_call) == 80, "mt_call layout");
 _Static_assert(sizeof(struct mt_cfi_row) == 8, "mt_cfi_row layout");

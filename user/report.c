@@ -69,6 +69,26 @@ static int by_leak(const void *a, const void *b, void *arg)
 	return by_outstanding(a, b, arg);
 }
 
+/*
+ * Freed = allocated - outstanding. The snapshot reads the live blocks
+ * before the totals, and BPF adds a block to allocs just before its
+ * stack's totals: a block allocated in between would be outstanding but
+ * not yet allocated. It was allocated: never report a negative free.
+ */
+static void derive_freed(struct mt_stack_totals *st, struct mt_totals *t)
+{
+	if (st->alloc_bytes < st->outstanding_bytes)
+		st->alloc_bytes = st->outstanding_bytes;
+	if (st->alloc_count < st->outstanding_count)
+		st->alloc_count = st->outstanding_count;
+	st->free_bytes = st->alloc_bytes - st->outstanding_bytes;
+	st->free_count = st->alloc_count - st->outstanding_count;
+	t->alloc_bytes += st->alloc_bytes;
+	t->alloc_count += st->alloc_count;
+	t->free_bytes += st->free_bytes;
+	t->free_count += st->free_count;
+}
+
 /* One entry per (pid, stack): from the stats map, then the live blocks. */
 static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 		   struct mt_report *r)
@@ -92,7 +112,8 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 		e->pid = s->stats[i].k.tgid;
 		e->gen = s->stats[i].k.gen;
 		e->stack_id = s->stats[i].k.stack_id;
-		e->st = s->stats[i].v;
+		e->st.alloc_bytes = s->stats[i].v.alloc_bytes;
+		e->st.alloc_count = s->stats[i].v.alloc_count;
 		e->proc = find_proc(r, by, e->pid, e->gen);
 		e->kernel = e->stack_id & MT_STACK_KERNEL;
 		e->kind = mt_stack_kind(e->stack_id);
@@ -112,6 +133,8 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 		if (j < 0)
 			continue; /* its stats entry was lost: counted in lost */
 		e = &r->entries[j];
+		e->st.outstanding_bytes += a->v.size;
+		e->st.outstanding_count += a->v.count;
 		if (!e->oldest_ts_ns || a->v.ts_ns < e->oldest_ts_ns)
 			e->oldest_ts_ns = a->v.ts_ns;
 		if (e->exited || a->v.ts_ns <= cutoff) {
@@ -119,6 +142,8 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 			e->leak_count += a->v.count;
 		}
 	}
+	for (size_t i = 0; i < r->nentries; i++)
+		derive_freed(&r->entries[i].st, &r->totals);
 out:
 	mt_pairmap__free(idx);
 	mt_pairmap__free(by);
@@ -158,12 +183,6 @@ int mt_report__build(const struct mt_snapshot *s, const struct mt_proc *procs,
 	r->now_ns = s->now_ns;
 	r->procs = procs;
 	r->nprocs = nprocs;
-	for (size_t i = 0; i < s->nstats; i++) {
-		r->totals.alloc_count += s->stats[i].v.alloc_count;
-		r->totals.alloc_bytes += s->stats[i].v.alloc_bytes;
-		r->totals.free_count += s->stats[i].v.free_count;
-		r->totals.free_bytes += s->stats[i].v.free_bytes;
-	}
 	r->totals.alloc_failed = s->counters[MT_CNT_ALLOC_FAILED];
 	r->totals.nested = s->counters[MT_CNT_NESTED];
 	r->totals.size_filtered = s->counters[MT_CNT_SIZE_FILTERED];

@@ -54,11 +54,19 @@ struct mt_proc {
 	bool exited;
 };
 
+/* One stack's numbers: allocated from the stats map, outstanding from
+ * the live blocks, freed the difference. */
+struct mt_stack_totals {
+	uint64_t outstanding_bytes, outstanding_count;
+	uint64_t alloc_bytes, alloc_count;
+	uint64_t free_bytes, free_count;
+};
+
 struct mt_entry {
 	pid_t pid;
 	uint32_t gen;		/* the process's start time (mt_proc.gen) */
 	uint64_t stack_id;
-	struct mt_stats st;
+	struct mt_stack_totals st;
 	uint64_t leak_bytes;	/* outstanding and older than min-age, or exited */
 	uint64_t leak_count;
 	uint64_t oldest_ts_ns;	/* oldest outstanding allocation; 0: none */

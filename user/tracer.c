@@ -876,15 +876,17 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 	int err;
 
 	memset(s, 0, sizeof(*s));
+	/* the live blocks first: BPF adds a block to allocs before its
+	 * stack's totals, so every block read has its totals (report.c) */
 	err = read_counters(t, s->counters);
-	if (!err)
-		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
-				 sizeof(struct mt_stats), t->stats_ncpu, sizeof(struct mt_stat_entry),
-				 (void **)&s->stats, &s->nstats);
 	if (!err)
 		err = read_pairs(bpf_map__fd(t->skel->maps.allocs), sizeof(struct mt_alloc_key),
 				 sizeof(struct mt_alloc), 1, sizeof(struct mt_alloc_entry),
 				 (void **)&s->allocs, &s->nallocs);
+	if (!err)
+		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
+				 sizeof(struct mt_stats), t->stats_ncpu, sizeof(struct mt_stat_entry),
+				 (void **)&s->stats, &s->nstats);
 	if (err) {
 		mt_snapshot__clear(s);
 		return err;

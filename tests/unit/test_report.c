@@ -20,20 +20,21 @@ static struct mt_proc procs[2] = {
 	{ .pid = 200, .comm = "done", .exe = "/usr/bin/done", .exited = true },
 };
 
+/* what was allocated; the rest follows from the live blocks */
 static struct mt_stat_entry stats[] = {
-	{ { 100, 0, 0xA }, { 3000, 3, 5000, 5, 2000, 2 } },
-	{ { 100, 0, 0xB }, { 0, 0, 100, 1, 100, 1 } },
-	{ { 200, 0, 0xC }, { 512, 1, 512, 1, 0, 0 } },
-	{ { 100, 0, 0xD }, { 3000, 2, 3000, 2, 0, 0 } },
+	{ { 100, 0, 0xA }, { 5000, 5 } },
+	{ { 100, 0, 0xB }, { 100, 1 } },
+	{ { 200, 0, 0xC }, { 512, 1 } },
+	{ { 100, 0, 0xD }, { 3000, 2 } },
 };
 
 static struct mt_alloc_entry allocs[] = {
-	{ { 100, 0, 0x1000 }, { 1000, 1 * S, 0xA, 1, 100 } },
-	{ { 100, 0, 0x2000 }, { 1000, 2 * S, 0xA, 1, 100 } },
-	{ { 100, 0, 0x3000 }, { 1000, 9 * S, 0xA, 1, 100 } },
-	{ { 200, 0, 0x1000 }, { 512, 8 * S, 0xC, 1, 200 } },
-	{ { 100, 0, 0x4000 }, { 1500, 9 * S + S / 2, 0xD, 1, 100 } },
-	{ { 100, 0, 0x5000 }, { 1500, 9 * S + S / 2, 0xD, 1, 100 } },
+	{ { 100, 0, 0x1000 }, { 1000, 1 * S, 0xA, 1, 100, 0, 0 } },
+	{ { 100, 0, 0x2000 }, { 1000, 2 * S, 0xA, 1, 100, 0, 0 } },
+	{ { 100, 0, 0x3000 }, { 1000, 9 * S, 0xA, 1, 100, 0, 0 } },
+	{ { 200, 0, 0x1000 }, { 512, 8 * S, 0xC, 1, 200, 0, 0 } },
+	{ { 100, 0, 0x4000 }, { 1500, 9 * S + S / 2, 0xD, 1, 100, 0, 0 } },
+	{ { 100, 0, 0x5000 }, { 1500, 9 * S + S / 2, 0xD, 1, 100, 0, 0 } },
 };
 
 static struct mt_snapshot snap(void)
@@ -93,6 +94,45 @@ Test(report, ranked_by_outstanding_then_allocated)
 	cr_assert_eq(TOP(r, 3)->stack_id, 0xB);
 	cr_assert_eq(TOP(r, 0)->proc, &procs[0]);
 	cr_assert_eq(TOP(r, 2)->proc, &procs[1]);
+	mt_report__clear(&r);
+}
+
+Test(report, freed_is_allocated_minus_live)
+{
+	struct mt_report r = build(0);
+
+	/* A: 5 allocated, 3 live */
+	cr_assert_eq(TOP(r, 0)->st.outstanding_bytes, 3000);
+	cr_assert_eq(TOP(r, 0)->st.outstanding_count, 3);
+	cr_assert_eq(TOP(r, 0)->st.free_bytes, 2000);
+	cr_assert_eq(TOP(r, 0)->st.free_count, 2);
+	/* B: nothing live */
+	cr_assert_eq(TOP(r, 3)->st.outstanding_bytes, 0);
+	cr_assert_eq(TOP(r, 3)->st.free_bytes, 100);
+	cr_assert_eq(TOP(r, 3)->st.free_count, 1);
+	mt_report__clear(&r);
+}
+
+Test(report, live_block_ahead_of_its_totals)
+{
+	/* read between BPF's insert into allocs and its stack's totals */
+	struct mt_stat_entry st[] = { { { 100, 0, 0xA }, { 1000, 1 } } };
+	struct mt_alloc_entry al[] = {
+		{ { 100, 0, 0x1000 }, { 1000, 1 * S, 0xA, 1, 100, 0, 0 } },
+		{ { 100, 0, 0x2000 }, { 24, 2 * S, 0xA, 1, 100, 0, 0 } },
+	};
+	struct mt_snapshot s = { .stats = st, .nstats = 1, .allocs = al, .nallocs = 2,
+				 .now_ns = 3 * S };
+	struct mt_report_opts o = { 0 };
+	struct mt_report r;
+
+	cr_assert_eq(mt_report__build(&s, procs, 2, &o, &r), 0);
+	cr_assert_eq(r.entries[0].st.alloc_bytes, 1024);
+	cr_assert_eq(r.entries[0].st.alloc_count, 2);
+	cr_assert_eq(r.entries[0].st.free_bytes, 0);
+	cr_assert_eq(r.entries[0].st.free_count, 0);
+	cr_assert_eq(r.totals.alloc_bytes, 1024);
+	cr_assert_eq(r.totals.free_bytes, 0);
 	mt_report__clear(&r);
 }
 
