@@ -885,6 +885,26 @@ __noinline __u32 proc_gen(void)
 	return g ? g : 1; /* 0 means "unknown" to userspace */
 }
 
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
+/*
+ * A block's time, for its age: jiffies, which the JIT inlines to a load,
+ * where bpf_ktime_get_ns is a call that reads the clocksource (about 60 ns
+ * a malloc, measured on churn); an age needs no better than a tick.
+ * Userspace converts (clock_now). Without the kernel's HZ, ns.
+ */
+static __always_inline __u64 alloc_time(void)
+{
+	return CONFIG_HZ ? bpf_jiffies64() : bpf_ktime_get_ns();
+}
+
+/* The current image: exec bumps the task's self_exec_id, and threads
+ * created after copy it. */
+static __always_inline __u32 exec_id(void)
+{
+	return (__u32)bpf_get_current_task_btf()->self_exec_id;
+}
+
 static __always_inline void stats_add(__u32 tgid, __u32 gen, __u64 stack_id, __u64 size,
 				      __u32 n)
 {
@@ -997,7 +1017,8 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 		count(MT_CNT_LOST_PROCESS_LIMIT, 1);
 		return;
 	}
-	a.ts_ns = bpf_ktime_get_ns();
+	a.ts = alloc_time();
+	a.exec_id = exec_id();
 	err = bpf_map_update_elem(&allocs, &k, &a, BPF_NOEXIST);
 	if (err == -17) {
 		/* the old block's free was never seen: retire it first */
@@ -1414,7 +1435,8 @@ int BPF_PROG(proc_exec)
 	}
 	e->tgid = tgid;
 	e->type = MT_PROC_EXEC;
-	e->ts_ns = bpf_ktime_get_ns();
+	e->exec_id = exec_id();
+	e->pad = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->parent = 0;
 	e->gen = proc_gen();
@@ -1438,7 +1460,8 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 	}
 	e->tgid = child->tgid;
 	e->type = MT_PROC_FORK;
-	e->ts_ns = bpf_ktime_get_ns();
+	e->exec_id = (__u32)child->self_exec_id;
+	e->pad = 0;
 	BPF_CORE_READ_INTO(&e->comm, parent, group_leader, comm);
 	e->parent = parent->tgid;
 	e->gen = (__u32)(child->start_boottime >> 10) ?: 1;
@@ -1446,14 +1469,17 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* Release the user blocks a process allocated before ts_ns (its exec):
+/* Release the user blocks of a process's images before exec_id:
  * run by userspace (BPF_PROG_RUN), so they are accounted as frees. */
 static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_alloc *v,
 		      struct mt_purge_args *p)
 {
 	struct mt_alloc copy;
 
-	if (k->tgid != p->tgid || (p->gen && k->gen != p->gen) || v->ts_ns >= p->before_ns)
+	if (k->tgid != p->tgid || (p->gen && k->gen != p->gen))
+		return 0;
+	/* an image after p's (its exec event not handled yet) keeps its own */
+	if (!p->all && (__s32)(v->exec_id - p->exec_id) >= 0)
 		return 0;
 	copy = *v;
 	if (!bpf_map_delete_elem(map, k)) {
@@ -1470,6 +1496,15 @@ int purge_process(struct mt_purge_args *args)
 
 	bpf_for_each_map_elem(&allocs, purge_one, &p, 0);
 	args->purged = p.purged;
+	return 0;
+}
+
+SEC("syscall")
+int clock_now(struct mt_clock *c)
+{
+	c->jiffies = bpf_jiffies64();
+	c->mono_ns = bpf_ktime_get_ns();
+	c->hz = CONFIG_HZ;
 	return 0;
 }
 

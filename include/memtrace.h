@@ -89,12 +89,13 @@ struct mt_alloc_key {
 
 struct mt_alloc {
 	__u64 size;		/* bytes; with sampling, the estimate it stands for */
-	__u64 ts_ns;		/* CLOCK_MONOTONIC at allocation */
+	__u64 ts;		/* when: jiffies (ns if the kernel's HZ is unknown);
+				 * in a snapshot, CLOCK_MONOTONIC ns */
 	__u64 stack_id;		/* content hash of the stack */
 	__u32 count;		/* 1; with sampling, the allocations it stands for */
 	__u32 owner;		/* tgid whose stats the block counts in */
 	__u32 owner_gen;	/* and its start time */
-	__u32 pad;
+	__u32 exec_id;		/* the owner's image (task self_exec_id): exec bumps it */
 };
 
 /* Kernel allocations are keyed by this tgid and their address: they are
@@ -230,19 +231,30 @@ enum mt_proc_event_type {
 struct mt_proc_event {
 	__u32 tgid;
 	__u32 type;
-	__u64 ts_ns;		/* CLOCK_MONOTONIC */
+	__u32 exec_id;		/* exec: the new image's (mt_alloc.exec_id) */
+	__u32 pad;
 	char comm[16];		/* exec: the new name; fork: the parent's */
 	__u32 parent;		/* fork: the parent's tgid */
 	__u32 gen;		/* the process's start time (see mt_alloc_key) */
 };
 
 /* purge_process (a BPF_PROG_RUN program): release the user blocks tgid
- * allocated before before_ns, as frees. */
+ * allocated by images before exec_id (all: every block), as frees. */
 struct mt_purge_args {
 	__u32 tgid;
 	__u32 gen;		/* only this process start time; 0: any */
-	__u64 before_ns;
+	__u32 exec_id;
+	__u32 all;
 	__u64 purged;		/* out */
+};
+
+/* clock_now (a BPF_PROG_RUN program): both clocks at one moment, to turn
+ * the blocks' jiffies into CLOCK_MONOTONIC. */
+struct mt_clock {
+	__u64 jiffies;
+	__u64 mono_ns;
+	__u32 hz;		/* 0: unknown, the blocks' times are ns */
+	__u32 pad;
 };
 
 /* mt_stack flags */
@@ -262,5 +274,6 @@ _Static_assert(sizeof(struct mt_cfi_table) == 24, "mt_cfi_table layout");
 _Static_assert(sizeof(struct mt_cfi_miss) == 40, "mt_cfi_miss layout");
 _Static_assert(sizeof(struct mt_proc_event) == 40, "mt_proc_event layout");
 _Static_assert(sizeof(struct mt_purge_args) == 24, "mt_purge_args layout");
+_Static_assert(sizeof(struct mt_clock) == 24, "mt_clock layout");
 
 #endif /* MEMTRACE_H */

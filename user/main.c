@@ -998,7 +998,7 @@ static void on_fork(struct app *a, pid_t tgid, uint32_t gen, pid_t parent, const
 
 /* A traced process exec'd: its old image's blocks are released (as
  * frees), and what it maps now is read again. */
-static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint64_t ts_ns, const char *comm,
+static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint32_t exec_id, const char *comm,
 		    pid_t parent)
 {
 	struct app *a = ctx;
@@ -1010,7 +1010,7 @@ static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint64_t ts_ns, const c
 		on_fork(a, tgid, gen, parent, comm);
 		return;
 	}
-	err = mt_tracer__purge(a->tracer, tgid, gen, ts_ns, &purged);
+	err = mt_tracer__purge(a->tracer, tgid, gen, exec_id, &purged);
 
 	if (a->o.all && (!t || t->info.exited)) {
 		/* -a: a process seen first here, maybe short-lived: its name now,

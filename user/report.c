@@ -31,6 +31,18 @@ const char *mt_stack_kind(uint64_t stack_id)
 	return "user";
 }
 
+uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts)
+{
+	uint64_t ticks, age;
+
+	if (!c->hz)
+		return ts;
+	ticks = c->jiffies > ts ? c->jiffies - ts : 0;
+	/* in two parts: ticks * 1e9 overflows after 2^64 / 1e9 / HZ s */
+	age = ticks / c->hz * 1000000000ULL + ticks % c->hz * 1000000000ULL / c->hz;
+	return c->mono_ns > age ? c->mono_ns - age : 0;
+}
+
 /* The process (pid, gen), or the one of that pid whose start is unknown. */
 static const struct mt_proc *find_proc(const struct mt_report *r, const struct mt_pairmap *by,
 				      pid_t pid, uint32_t gen)
@@ -135,9 +147,9 @@ static int collect(const struct mt_snapshot *s, const struct mt_report_opts *o,
 		e = &r->entries[j];
 		e->st.outstanding_bytes += a->v.size;
 		e->st.outstanding_count += a->v.count;
-		if (!e->oldest_ts_ns || a->v.ts_ns < e->oldest_ts_ns)
-			e->oldest_ts_ns = a->v.ts_ns;
-		if (e->exited || a->v.ts_ns <= cutoff) {
+		if (!e->oldest_ts_ns || a->v.ts < e->oldest_ts_ns)
+			e->oldest_ts_ns = a->v.ts;
+		if (e->exited || a->v.ts <= cutoff) {
 			e->leak_bytes += a->v.size;
 			e->leak_count += a->v.count;
 		}

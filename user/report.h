@@ -122,6 +122,10 @@ struct mt_report_opts {
 	bool final;
 };
 
+/* A block's time (mt_alloc.ts) as CLOCK_MONOTONIC ns, given both clocks
+ * read at one moment (c->hz 0: it is ns already). */
+uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts);
+
 /* "user", "kernel", "mmap" or "brk", from the kind bits of a stack id. */
 const char *mt_stack_kind(uint64_t stack_id);
 

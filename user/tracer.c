@@ -489,7 +489,7 @@ static int on_event(void *ctx, void *data, size_t len)
 		char comm[17] = {};
 
 		memcpy(comm, e->comm, sizeof(e->comm));
-		t->exec_cb(t->exec_ctx, (pid_t)e->tgid, e->gen, e->ts_ns, comm,
+		t->exec_cb(t->exec_ctx, (pid_t)e->tgid, e->gen, e->exec_id, comm,
 			   e->type == MT_PROC_FORK ? (pid_t)e->parent : 0);
 	}
 	return 0;
@@ -507,10 +507,11 @@ int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx)
 	return ring_buffer__consume(t->events);
 }
 
-int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint64_t before_ns,
-		     uint64_t *purged)
+static int purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id, bool all,
+		 uint64_t *purged)
 {
-	struct mt_purge_args args = { .tgid = (__u32)tgid, .gen = gen, .before_ns = before_ns };
+	struct mt_purge_args args = { .tgid = (__u32)tgid, .gen = gen, .exec_id = exec_id,
+				      .all = all };
 	/* a syscall program writes its context back to ctx_in */
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
 	int err = bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.purge_process), &opts);
@@ -519,13 +520,19 @@ int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint64_t bef
 	return err ? -errno : 0;
 }
 
+int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
+		     uint64_t *purged)
+{
+	return purge(t, tgid, gen, exec_id, false, purged);
+}
+
 int mt_tracer__drop_process(struct mt_tracer *t, pid_t tgid, uint32_t gen)
 {
 	int fd = bpf_map__fd(t->skel->maps.stats);
 	struct mt_stats_key k, next, *prev = NULL;
 	uint64_t purged;
 	__u32 key = tgid;
-	int err = mt_tracer__purge(t, tgid, gen, UINT64_MAX, &purged);
+	int err = purge(t, tgid, gen, 0, true, &purged);
 
 	if (err)
 		return err;
@@ -869,6 +876,19 @@ static int read_pairs(int fd, size_t ksz, size_t vsz, int ncpu, size_t esz, void
 	return e ? 0 : -ENOMEM;
 }
 
+/* The blocks' times, jiffies in BPF (alloc_time), as CLOCK_MONOTONIC ns. */
+static int block_times(struct mt_tracer *t, struct mt_snapshot *s)
+{
+	struct mt_clock c = {};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &c, .ctx_size_in = sizeof(c));
+
+	if (bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.clock_now), &opts))
+		return -errno;
+	for (size_t i = 0; i < s->nallocs; i++)
+		s->allocs[i].v.ts = mt_block_time_ns(&c, s->allocs[i].v.ts);
+	return 0;
+}
+
 int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 {
 	struct timespec ts;
@@ -887,6 +907,8 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
 				 sizeof(struct mt_stats), t->stats_ncpu, sizeof(struct mt_stat_entry),
 				 (void **)&s->stats, &s->nstats);
+	if (!err)
+		err = block_times(t, s);
 	if (err) {
 		mt_snapshot__clear(s);
 		return err;

@@ -64,16 +64,16 @@ int mt_tracer__attach_kernel(struct mt_tracer *t);
 /* With --kernel: trace the kernel allocations made while tgid runs. */
 int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid);
 void mt_tracer__free(struct mt_tracer *t);
-/* A traced process exec'd at ts_ns (CLOCK_MONOTONIC), now named comm;
- * or (parent > 0, -a only) it is a new process forked by parent. */
-typedef void (*mt_exec_cb)(void *ctx, pid_t tgid, uint32_t gen, uint64_t ts_ns,
+/* A traced process exec'd, its new image exec_id, now named comm; or
+ * (parent > 0, -a only) it is a new process forked by parent. */
+typedef void (*mt_exec_cb)(void *ctx, pid_t tgid, uint32_t gen, uint32_t exec_id,
 			   const char *comm, pid_t parent);
 /* Readable when process events are pending; serve them with poll. */
 int mt_tracer__events_fd(struct mt_tracer *t);
 int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx);
-/* Release tgid's user blocks allocated before before_ns (an exec), as
- * frees. 0 or -errno; *purged: how many. */
-int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint64_t before_ns,
+/* Release tgid's user blocks allocated by its images before exec_id (an
+ * exec), as frees. 0 or -errno; *purged: how many. */
+int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
 		     uint64_t *purged);
 /* Forget an exited process whose final numbers were reported: its user
  * blocks and per-stack totals. 0 or -errno. */

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import PROGS, Tracer, Waiter, assert_no_probes_left, by_function, wait_stderr
+from conftest import (PROGS, Tracer, Waiter, assert_no_probes_left, by_function, memtrace, prog,
+                      reports, wait_stderr)
 
 
 def of_pid(rep, pid):
@@ -128,6 +129,21 @@ def test_exec_releases_the_old_image(mode):
     new = by_function(mine, "level3")
     assert (new["alloc_bytes"], new["outstanding_bytes"]) == (3333, 3333)
     assert f"PID {w.pid} exec'd" in err
+
+
+def test_exec_right_after_allocating():
+    """The old image's block, the exec and the new image's blocks within
+    microseconds (less than a clock tick): each block is told apart by its
+    image, not by its time."""
+    for _ in range(3):
+        r = memtrace("--json", "-n", "0", "--", prog("execer"), "now")
+        assert r.returncode == 0, r.stderr
+        mine = reports(r.stdout)[-1]
+        old = by_function(mine["stacks"], "before_exec")
+        assert (old["alloc_bytes"], old["outstanding_bytes"], old["free_count"]) == \
+            (5000, 0, 1), old
+        new = by_function(mine["stacks"], "level3")
+        assert (new["alloc_bytes"], new["outstanding_bytes"]) == (3333, 3333), new
 
 
 def make_root(root):

@@ -3,8 +3,10 @@
  * On SIGUSR1 allocates 5000 bytes in before_exec (kept), prints "step1";
  * on the next, execs nofp (same directory) with "wait": the old image's
  * block is gone with it, the new image allocates its own
- * (tests/integration/test_system.py).
+ * (tests/integration/test_system.py). With "now": no waiting, the
+ * allocation, the exec and the new image's allocations microseconds apart.
  */
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 #include "testprog.h"
@@ -18,17 +20,22 @@ int main(int argc, char **argv)
 {
 	char path[4096];
 	const char *slash = strrchr(argv[0], '/');
+	bool now = argc > 1 && !strcmp(argv[1], "now");
 
-	block_usr1();
-	printf("thread none\nready\n");
-	fflush(stdout);
-	wait_usr1();
+	if (!now) {
+		block_usr1();
+		printf("thread none\nready\n");
+		fflush(stdout);
+		wait_usr1();
+	}
 	before_exec();
-	printf("step1\n");
-	fflush(stdout);
-	wait_usr1();
+	if (!now) {
+		printf("step1\n");
+		fflush(stdout);
+		wait_usr1();
+	}
 	snprintf(path, sizeof(path), "%.*s/nofp", slash ? (int)(slash - argv[0]) : 1,
 		 slash ? argv[0] : ".");
-	execl(path, "nofp", "wait", (char *)NULL);
+	execl(path, path, now ? "now" : "wait", (char *)NULL);
 	return 1;
 }

@@ -278,3 +278,30 @@ Test(report, peak_never_below_outstanding)
 	cr_assert_eq(r.totals.peak_outstanding_bytes, 6512);
 	mt_report__clear(&r);
 }
+
+Test(report, block_times_from_jiffies)
+{
+	struct mt_clock c = { .jiffies = 100000, .mono_ns = 500 * S, .hz = 250 };
+	struct mt_clock ns = { .jiffies = 100000, .mono_ns = 500 * S };
+	struct mt_clock hz300 = { .jiffies = 1000, .mono_ns = 500 * S, .hz = 300 };
+	struct mt_clock years = { .jiffies = 1ULL << 40, .mono_ns = 1ULL << 62, .hz = 1000 };
+
+	cr_assert_eq(mt_block_time_ns(&c, 100000), 500 * S);
+	cr_assert_eq(mt_block_time_ns(&c, 100000 - 250), 499 * S);
+	cr_assert_eq(mt_block_time_ns(&c, 100000 - 1), 500 * S - 4000000);
+	/* a jiffy that is not a whole number of ns */
+	cr_assert_eq(mt_block_time_ns(&hz300, 999), 500 * S - 3333333);
+	cr_assert_eq(mt_block_time_ns(&hz300, 1000 - 3 * 300 - 1), 497 * S - 3333333);
+	/* read after the clocks (another CPU): now, not the future */
+	cr_assert_eq(mt_block_time_ns(&c, 100001), 500 * S);
+	cr_assert_eq(mt_block_time_ns(&c, 0), 100 * S);
+	/* older than CLOCK_MONOTONIC's start (jiffies start below 0): 0, not
+	 * a wrap */
+	c.mono_ns = 1 * S;
+	cr_assert_eq(mt_block_time_ns(&c, 0), 0);
+	cr_assert_eq(mt_block_time_ns(&hz300, 0), 500 * S - 3333333333ULL);
+	/* 2^40 ticks: no overflow in the product */
+	cr_assert_eq(mt_block_time_ns(&years, 0), (1ULL << 62) - (1ULL << 40) * 1000000);
+	/* HZ unknown: BPF stored ns */
+	cr_assert_eq(mt_block_time_ns(&ns, 123 * S), 123 * S);
+}
