@@ -1241,15 +1241,15 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 
 	if (!ptr)
 		return 0;
-	if (nested_in(thread_call(false), PT_REGS_SP(ctx))) {
-		/* realloc(p, 0) frees through free(): realloc accounts it */
-		count(MT_CNT_NESTED, 1);
-		return 0;
-	}
 	a = bpf_map_lookup_elem(&allocs, &k);
 	if (!a) {
+		/* realloc(p, 0) frees p through free(), but realloc took p out
+		 * of allocs at its entry and accounts it: not a lost free. The
+		 * thread's state is read only here, not on every free. */
+		if (nested_in(thread_call(false), PT_REGS_SP(ctx)))
+			count(MT_CNT_NESTED, 1);
 		/* when sampling, most blocks are not tracked: nothing lost */
-		if (!sample_bytes && !tree_overlap)
+		else if (!sample_bytes && !tree_overlap)
 			count(MT_CNT_LOST_FREE_UNTRACKED, 1);
 		return 0;
 	}
