@@ -38,6 +38,7 @@
 struct target {
 	struct mt_proc info;
 	bool dropped;		/* -a: exited, reported, forgotten */
+	bool retired;		/* exited: its stack totals moved to app.retired */
 	int pidfd;		/* -p targets: readable on exit; else -1 */
 };
 
@@ -65,6 +66,11 @@ struct app {
 	int sigfd;
 	double start_s;
 	int stop_signal;	/* signal that ended tracing, 0 if none */
+	/* exited processes' stack totals, out of the BPF map (retire_exited) */
+	struct mt_stat_entry *retired;
+	size_t nretired;
+	bool retire_pending;
+	double next_retire;
 };
 
 static void error(const char *fmt, ...)
@@ -664,6 +670,8 @@ static int report(struct app *a, bool final)
 	int err;
 
 	err = mt_tracer__snapshot(a->tracer, &snap);
+	if (!err && (err = mt_snapshot__add_stats(&snap, a->retired, a->nretired)))
+		mt_snapshot__clear(&snap);
 	if (err) {
 		error("reading the BPF maps failed: %s", strerror(-err));
 		return err;
@@ -719,6 +727,50 @@ static void target_gone(struct app *a, struct target *t)
 	if (!t->info.exited && a->unwind && !a->o.all && !last)
 		mt_unwind__drop_process(a->unwind, t->info.pid);
 	t->info.exited = true;
+	/* -a -i forgets it after the report that shows its exit instead */
+	a->retire_pending |= !(a->o.all && a->o.interval_s);
+}
+
+/*
+ * Move exited processes' stack totals out of the BPF map, which
+ * a long process tree (a test suite) would otherwise fill with the
+ * totals of processes long gone. At most every 100 ms: each move reads
+ * the whole map.
+ */
+#define RETIRE_MS 100
+
+static void retire_exited(struct app *a)
+{
+	struct mt_pid_gen *ids;
+	size_t n = 0;
+	int err;
+
+	if (!a->retire_pending || now_s() < a->next_retire)
+		return;
+	ids = calloc(a->ntargets + 1, sizeof(*ids));
+	if (!ids)
+		return;
+	for (int i = 0; i < a->ntargets; i++) {
+		struct target *t = &a->targets[i];
+		struct target *now = find_target(a, t->info.pid);
+
+		if (!t->info.exited || t->retired)
+			continue;
+		/* start unknown: the PID names it only while no live process
+		 * has it again (its totals then stay in the map) */
+		if (!t->info.gen && now && now != t && !now->info.exited)
+			continue;
+		ids[n++] = (struct mt_pid_gen){ t->info.pid, t->info.gen };
+	}
+	err = mt_tracer__retire(a->tracer, ids, n, &a->retired, &a->nretired);
+	if (err)
+		fprintf(stderr, "memtrace: warning: moving exited processes' totals out of BPF "
+			"failed: %s\n", strerror(-err));
+	for (int i = 0; !err && i < a->ntargets; i++)
+		a->targets[i].retired |= a->targets[i].info.exited;
+	a->retire_pending = err != 0;
+	a->next_retire = now_s() + RETIRE_MS / 1000.0;
+	free(ids);
 }
 
 /* Hook files for pid, quiet when there is nothing; with tables, also
@@ -939,6 +991,8 @@ static int poll_timeout(struct app *a, double next_report, double end)
 
 	if (next_report && next_report < until)
 		until = next_report;
+	if (a->retire_pending && a->next_retire < until)
+		until = a->next_retire;
 	if (end && end < until)
 		until = end;
 	return until <= t ? 0 : (int)((until - t) * 1000) + 1;
@@ -1166,6 +1220,7 @@ static int run(struct app *a)
 				target_gone(a, &a->targets[i - 3]);
 		free(pfd);
 		tree_close(a);
+		retire_exited(a);
 		if (now_s() >= next_refresh) {
 			if (a->o.all)
 				refresh_all(a);
@@ -1195,6 +1250,7 @@ static void cleanup(struct app *a)
 	mt_symbolizer__free(a->sym);
 	free(a->targets);
 	free(a->procs);
+	free(a->retired);
 	mt_pairmap__free(a->by_pid);
 	mt_pairmap__free(a->hooked);
 	mt_paths__clear(&a->pid_hooked);
@@ -1307,6 +1363,7 @@ int main(int argc, char **argv)
 	/* tests only: force stack hash collisions (tests/integration) */
 	/* tests: the attach path of kernels without uprobe sessions */
 	to.no_session = getenv("MEMTRACE_TEST_NO_SESSION") != NULL;
+	to.no_kconfig = getenv("MEMTRACE_TEST_NO_KCONFIG") != NULL;
 	if (getenv("MEMTRACE_TEST_STACK_HASH_BITS"))
 		to.stack_hash_mask = (1ULL << (atoi(getenv("MEMTRACE_TEST_STACK_HASH_BITS")) & 63)) - 1;
 	rc = MT_EXIT_RUNTIME;
@@ -1335,6 +1392,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "memtrace: stack totals kept per CPU (%d CPUs)\n", n);
 		else
 			fprintf(stderr, "memtrace: stack totals shared by all CPUs\n");
+		n = mt_tracer__hz(a->tracer);
+		if (n)
+			fprintf(stderr, "memtrace: block times in jiffies (HZ %d)\n", n);
+		else
+			fprintf(stderr, "memtrace: block times in ns (the kernel's HZ is unknown)\n");
 	}
 	if (a->o.bpf_stats && (e = mt_tracer__bpf_measuring(a->tracer)))
 		fprintf(stderr, "memtrace: warning: --bpf-stats: cannot enable the kernel's BPF "

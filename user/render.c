@@ -5,6 +5,8 @@
 #include "render.h"
 #include "strutil.h"
 
+#define LOST(r, cnt) ((r)->lost[(cnt) - MT_CNT__EVENTS])
+
 static double age_s(const struct mt_report *r, const struct mt_entry *e)
 {
 	if (!e->oldest_ts_ns || e->oldest_ts_ns > r->now_ns)
@@ -272,6 +274,12 @@ static void text_header(const struct mt_report *r, FILE *f)
 		if (r->lost[i])
 			fprintf(f, "  %s=%" PRIu64, mt_lost_names[i], r->lost[i]);
 	fputc('\n', f);
+	/* the losses a larger map avoids: say which option */
+	if (LOST(r, MT_CNT_LOST_ALLOCS_FULL))
+		fprintf(f, "  (allocs_map_full: more live blocks than --max-allocs; raise it)\n");
+	if (LOST(r, MT_CNT_LOST_STATS_FULL) || LOST(r, MT_CNT_LOST_STACKS_FULL))
+		fprintf(f, "  (%s: more stacks than --max-stacks; raise it)\n",
+			LOST(r, MT_CNT_LOST_STATS_FULL) ? "stats_map_full" : "stack_map_full");
 }
 
 void mt_render__text(const struct mt_report *r, const struct mt_render_opts *o, FILE *f)

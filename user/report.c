@@ -31,6 +31,50 @@ const char *mt_stack_kind(uint64_t stack_id)
 	return "user";
 }
 
+static uint64_t proc_key(uint32_t tgid, uint32_t gen)
+{
+	return (uint64_t)gen << 32 | tgid;
+}
+
+int mt_snapshot__add_stats(struct mt_snapshot *s, const struct mt_stat_entry *more, size_t n)
+{
+	struct mt_pairmap *idx;
+	struct mt_stat_entry *all;
+	size_t len = s->nstats;
+	int err = 0;
+
+	if (!n)
+		return 0;
+	idx = mt_pairmap__new(s->nstats + n);
+	all = realloc(s->stats, (s->nstats + n) * sizeof(*all));
+	if (!idx || !all) {
+		mt_pairmap__free(idx);
+		if (all)
+			s->stats = all;
+		return -ENOMEM;
+	}
+	s->stats = all;
+	for (size_t i = 0; !err && i < len; i++)
+		err = mt_pairmap__put(idx, proc_key(all[i].k.tgid, all[i].k.gen), all[i].k.stack_id,
+				      (long)i);
+	for (size_t i = 0; !err && i < n; i++) {
+		const struct mt_stat_entry *m = &more[i];
+		long j = mt_pairmap__get(idx, proc_key(m->k.tgid, m->k.gen), m->k.stack_id);
+
+		if (j >= 0) {
+			all[j].v.alloc_bytes += m->v.alloc_bytes;
+			all[j].v.alloc_count += m->v.alloc_count;
+			continue;
+		}
+		all[len] = *m;
+		err = mt_pairmap__put(idx, proc_key(m->k.tgid, m->k.gen), m->k.stack_id, (long)len);
+		len++;
+	}
+	s->nstats = len;
+	mt_pairmap__free(idx);
+	return err;
+}
+
 uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts)
 {
 	uint64_t ticks, age;
@@ -52,11 +96,6 @@ static const struct mt_proc *find_proc(const struct mt_report *r, const struct m
 	if (i < 0)
 		i = mt_pairmap__get(by, (uint64_t)pid, 0);
 	return i < 0 ? NULL : &r->procs[i];
-}
-
-static uint64_t proc_key(uint32_t tgid, uint32_t gen)
-{
-	return (uint64_t)gen << 32 | tgid;
 }
 
 static int by_outstanding(const void *a, const void *b, void *arg)

@@ -6,12 +6,15 @@
 #include <unistd.h>
 #include <string.h>
 #include <time.h>
+#include <limits.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "elfsyms.h"
 #include "memtrace.skel.h"
+#include "pairmap.h"
 #include "tracer.h"
 #include "unwind.h"
 
@@ -218,6 +221,11 @@ int mt_tracer__attach_kernel(struct mt_tracer *t)
 	return 0;
 }
 
+int mt_tracer__hz(const struct mt_tracer *t)
+{
+	return (int)t->skel->kconfig->CONFIG_HZ;
+}
+
 int mt_tracer__stats_ncpu(const struct mt_tracer *t)
 {
 	return t->stats_ncpu;
@@ -362,16 +370,37 @@ static bool kernel_has_uprobe_session(void)
 	return found;
 }
 
+/*
+ * Is the kernel's config where libbpf reads CONFIG_HZ (bpf: alloc_time)?
+ * Without it (a container without the host's /boot) libbpf would fail the
+ * load, __weak or not: memtrace then says HZ is 0 and blocks carry ns.
+ */
+static bool have_kconfig(void)
+{
+	struct utsname u;
+	char path[PATH_MAX];
+
+	if (!uname(&u)) {
+		snprintf(path, sizeof(path), "/boot/config-%s", u.release);
+		if (!access(path, R_OK))
+			return true;
+	}
+	return !access("/proc/config.gz", R_OK);
+}
+
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 {
 	struct mt_tracer *t = calloc(1, sizeof(*t));
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
 	int err;
 
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
 	t->stats_fd = -1;
-	t->skel = memtrace_bpf__open();
+	if (o->no_kconfig || !have_kconfig())
+		oo.kconfig = "CONFIG_HZ=0\n";
+	t->skel = memtrace_bpf__open_opts(&oo);
 	if (!t->skel) {
 		err = -errno;
 		goto cleanup;
@@ -924,6 +953,42 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	s->now_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 	return 0;
+}
+
+int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n,
+		      struct mt_stat_entry **kept, size_t *nkept)
+{
+	int fd = bpf_map__fd(t->skel->maps.stats);
+	struct mt_pairmap *gone = mt_pairmap__new(n);
+	struct mt_stat_entry *all = NULL, *out;
+	size_t nall = 0, nout = 0;
+	int err = gone ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !err && i < n; i++)
+		err = mt_pairmap__put(gone, (uint64_t)procs[i].pid, procs[i].gen, 0);
+	if (!err)
+		err = read_pairs(fd, sizeof(struct mt_stats_key), sizeof(struct mt_stats),
+				 t->stats_ncpu, sizeof(struct mt_stat_entry), (void **)&all, &nall);
+	out = err ? NULL : realloc(*kept, (*nkept + nall + 1) * sizeof(*out));
+	if (!err && !out)
+		err = -ENOMEM;
+	for (size_t i = 0; !err && i < nall; i++) {
+		const struct mt_stats_key *k = &all[i].k;
+
+		if (mt_pairmap__get(gone, k->tgid, k->gen) < 0 &&
+		    mt_pairmap__get(gone, k->tgid, 0) < 0)
+			continue;
+		/* kept only once out of the map: a failed delete stays there */
+		if (!bpf_map_delete_elem(fd, k))
+			out[*nkept + nout++] = all[i];
+	}
+	if (out) {
+		*kept = out;
+		*nkept += nout;
+	}
+	free(all);
+	mt_pairmap__free(gone);
+	return err;
 }
 
 void mt_snapshot__clear(struct mt_snapshot *s)

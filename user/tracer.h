@@ -18,6 +18,7 @@ struct mt_tracer_opts {
 	bool probe_floor;	/* empty programs at the same sites (bench) */
 	bool bpf_stats;		/* measure the programs' run time */
 	bool no_session;	/* tests: entry and return links, as before Linux 6.13 */
+	bool no_kconfig;	/* tests: as without the kernel's config (CONFIG_HZ) */
 	bool mmap;		/* --mmap: mmap, munmap, mremap, sbrk are traced */
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */
@@ -75,6 +76,20 @@ int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx);
  * exec), as frees. 0 or -errno; *purged: how many. */
 int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
 		     uint64_t *purged);
+/* A process, as BPF names it (gen 0: whichever start). */
+struct mt_pid_gen {
+	pid_t pid;
+	uint32_t gen;
+};
+
+/*
+ * Move the per-stack totals of exited processes out of the BPF map, which
+ * they would otherwise fill for the rest of the run, appending them to
+ * *kept (*nkept entries; the caller frees it). Their live blocks stay in
+ * allocs. 0 or -errno.
+ */
+int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n,
+		      struct mt_stat_entry **kept, size_t *nkept);
 /* Forget an exited process whose final numbers were reported: its user
  * blocks and per-stack totals. 0 or -errno. */
 int mt_tracer__drop_process(struct mt_tracer *t, pid_t tgid, uint32_t gen);
@@ -109,6 +124,8 @@ int mt_tracer__tree_end(struct mt_tracer *t);
 int mt_tracer__remove_target(struct mt_tracer *t, pid_t tgid);
 /* CPUs per stack totals entry (per-CPU totals), or 1 (shared). */
 int mt_tracer__stats_ncpu(const struct mt_tracer *t);
+/* The kernel's HZ the blocks' times count in; 0: they are ns. */
+int mt_tracer__hz(const struct mt_tracer *t);
 /* --bpf-stats: 0 if the programs are measured, else why not (-EPERM:
  * it needs CAP_SYS_ADMIN; -ENOENT: not asked for). */
 int mt_tracer__bpf_measuring(const struct mt_tracer *t);

@@ -119,6 +119,9 @@ class Waiter:
         self.p.wait()
 
 
+_tracers = []
+
+
 class Tracer:
     """A memtrace running in the background; started() waits for attach."""
 
@@ -130,6 +133,7 @@ class Tracer:
         self.t0 = time.monotonic()
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
+        _tracers.append(self.p)
         seen = []
         while True:  # past the "hooked ..." lines
             line = self.p.stderr.readline()
@@ -148,6 +152,22 @@ class Tracer:
             with open(self.out) as f:
                 out = f.read()
         return self.p.returncode, reports(out), err
+
+
+@pytest.fixture(autouse=True)
+def no_tracer_left():
+    """A test that failed before finishing its memtrace (-a above all)
+    must not leave it running into the next tests."""
+    yield
+    while _tracers:
+        p = _tracers.pop()
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -246,3 +246,25 @@ def per_function(stacks):
                 v[i] += e[f]
     assert out
     return out
+
+
+def test_exited_processes_leave_the_stats_map():
+    """A long process tree, one process at a time: 10 children with 6
+    stacks each, and room in the stats map for 20 (process, stack) pairs.
+    The totals of children that exited move out of the map (memtrace keeps
+    them), so none is lost and every child's numbers are exact."""
+    n = 10
+    rep, _ = trace_cmd("children", str(n), "250", opts=("-n", "0", "--max-stacks", "20"))
+    assert rep["lost"]["total"] == 0, rep["lost"]
+    pids = set()
+    for i in range(1, 7):
+        mine = [s for s in rep["stacks"] if s["frames"] and s["frames"][0]["symbol"] == f"alloc_{i}"]
+        assert len(mine) == n, (i, mine)
+        for s in mine:
+            assert (s["outstanding_bytes"], s["outstanding_count"], s["alloc_bytes"],
+                    s["alloc_count"], s["free_count"]) == (i * 100, 1, i * 100, 1, 0), s
+        pids |= {s["pid"] for s in mine}
+    assert len(pids) == n
+    leaks = [l for l in rep["leaks"] if l["frames"][0]["symbol"].startswith("alloc_")]
+    assert len(leaks) == 6 * n
+    assert {l["reason"] for l in leaks} == {"not_freed_at_exit"}

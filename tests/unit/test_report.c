@@ -305,3 +305,30 @@ Test(report, block_times_from_jiffies)
 	/* HZ unknown: BPF stored ns */
 	cr_assert_eq(mt_block_time_ns(&ns, 123 * S), 123 * S);
 }
+
+Test(report, kept_totals_merge_into_a_snapshot)
+{
+	/* the map's entries, and those of exited processes kept outside it */
+	struct mt_stat_entry *mine = malloc(2 * sizeof(*mine));
+	struct mt_stat_entry kept[] = {
+		{ { 300, 7, 0xE }, { 400, 4 } },
+		{ { 100, 0, 0xA }, { 50, 1 } }, /* the same key: summed */
+	};
+	struct mt_snapshot s = { .stats = mine, .nstats = 2 };
+
+	mine[0] = (struct mt_stat_entry){ { 100, 0, 0xA }, { 1000, 2 } };
+	mine[1] = (struct mt_stat_entry){ { 100, 0, 0xB }, { 10, 1 } };
+	cr_assert_eq(mt_snapshot__add_stats(&s, kept, 2), 0);
+	cr_assert_eq(s.nstats, 3);
+	cr_assert_eq(s.stats[0].v.alloc_bytes, 1050);
+	cr_assert_eq(s.stats[0].v.alloc_count, 3);
+	cr_assert_eq(s.stats[1].v.alloc_bytes, 10);
+	cr_assert_eq(s.stats[2].k.tgid, 300);
+	cr_assert_eq(s.stats[2].k.gen, 7);
+	cr_assert_eq(s.stats[2].k.stack_id, 0xE);
+	cr_assert_eq(s.stats[2].v.alloc_bytes, 400);
+	/* nothing to add: unchanged */
+	cr_assert_eq(mt_snapshot__add_stats(&s, NULL, 0), 0);
+	cr_assert_eq(s.nstats, 3);
+	free(s.stats);
+}
