@@ -1238,6 +1238,9 @@ static int run(struct app *a)
 			next_report += a->o.interval_s;
 		}
 	}
+	if (verbose && a->nretired)
+		fprintf(stderr, "memtrace: %zu stack totals of exited processes kept outside BPF\n",
+			a->nretired);
 	return report(a, true);
 }
 
