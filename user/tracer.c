@@ -557,28 +557,19 @@ int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exe
 
 int mt_tracer__drop_process(struct mt_tracer *t, pid_t tgid, uint32_t gen)
 {
-	int fd = bpf_map__fd(t->skel->maps.stats);
-	struct mt_stats_key k, next, *prev = NULL;
+	struct mt_pid_gen id = { tgid, gen };
+	struct mt_stat_entry *gone = NULL;
+	size_t ngone = 0;
 	uint64_t purged;
 	__u32 key = tgid;
 	int err = purge(t, tgid, gen, 0, true, &purged);
 
-	if (err)
-		return err;
-	/* its stacks' totals: walk the keys, delete the process's (deleting
-	 * the current key would restart the walk: delete one step behind) */
-#define MINE(k) ((k)->tgid == (__u32)tgid && (!gen || (k)->gen == gen))
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		if (prev && MINE(prev))
-			bpf_map_delete_elem(fd, prev);
-		k = next;
-		prev = &k;
-	}
-	if (prev && MINE(prev))
-		bpf_map_delete_elem(fd, prev);
-#undef MINE
+	/* its stacks' totals: out of the map as when retired, then dropped */
+	if (!err)
+		err = mt_tracer__retire(t, &id, 1, &gone, &ngone);
+	free(gone);
 	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.proc_live), &key);
-	return 0;
+	return err;
 }
 
 struct mt_unwind *mt_tracer__unwind(struct mt_tracer *t)
