@@ -762,7 +762,8 @@ static void retire_exited(struct app *a)
 			continue;
 		ids[n++] = (struct mt_pid_gen){ t->info.pid, t->info.gen };
 	}
-	err = mt_tracer__retire(a->tracer, ids, n, &a->retired, &a->nretired);
+	/* none to move (a reused PID's): no need to read the map */
+	err = n ? mt_tracer__retire(a->tracer, ids, n, &a->retired, &a->nretired) : 0;
 	if (err)
 		fprintf(stderr, "memtrace: warning: moving exited processes' totals out of BPF "
 			"failed: %s\n", strerror(-err));
