@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""BPF time per malloc/free pair of several memtrace binaries, interleaved.
+
+Each repetition runs every binary once (order reversed every other
+repetition) on bench/churn with --bpf-stats, and reads the BPF programs'
+run time from the JSON report (self.bpf_run_ns). Printed per binary:
+minimum, first quartile and median over the repetitions, in ns per pair.
+The minimum and first quartile are the steadier figures on a VM whose
+speed drifts; wall-clock comparisons are bench/run.py's job.
+
+    bench/bpf_ab.py --reps 12 build/memtrace /tmp/memtrace-before
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHURN = os.path.join(HERE, "..", "build", "bench", "churn")
+
+
+def one(binary, pairs, threads, out):
+    n = pairs // threads
+    subprocess.run([binary, "--bpf-stats", "-j", "-o", out, "--", CHURN, str(n), str(threads)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    with open(out) as f:
+        rep = [json.loads(l) for l in f if l.startswith("{")][-1]
+    return rep["self"]["bpf_run_ns"] / (n * threads)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("binaries", nargs="+", help="memtrace binaries to compare")
+    ap.add_argument("--reps", type=int, default=12)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--pairs", type=int, default=200000)
+    a = ap.parse_args()
+    res = {b: [] for b in a.binaries}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "r.json")
+        for r in range(a.reps):
+            for b in (a.binaries if r % 2 == 0 else a.binaries[::-1]):
+                res[b].append(one(b, a.pairs, a.threads, out))
+    for b, v in res.items():
+        v.sort()
+        print(f"{b}: BPF ns/pair min {v[0]:.0f}  q1 {v[len(v) // 4]:.0f}  "
+              f"median {statistics.median(v):.0f}  ({a.reps} runs, {a.threads} thread(s))")
+
+
+if __name__ == "__main__":
+    main()
