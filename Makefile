@@ -48,12 +48,12 @@ PURE_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(PURE_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 
-PROG_C := $(filter-out tests/progs/lib%.c tests/progs/other_allocs.c tests/progs/nofp.c,$(wildcard tests/progs/*.c))
+PROG_C := $(filter-out tests/progs/lib%.c tests/progs/other_allocs.c tests/progs/nofp.c tests/progs/memo.c,$(wildcard tests/progs/*.c))
 PROG_CXX := $(filter-out tests/progs/nofp_cxx.cpp,$(wildcard tests/progs/*.cpp))
 # The same program on other allocators (tests/integration/test_allocators.py)
 OTHER_ALLOCS := $(addprefix $(BUILD)/tests/progs/other_allocs_,jemalloc tcmalloc mimalloc musl_static glibc_static)
 # Built without frame pointers: only the CFI unwinder sees their callers
-NOFP_PROGS := $(addprefix $(BUILD)/tests/progs/,nofp nofp_nopie nofp_cxx libnofp_plugin.so)
+NOFP_PROGS := $(addprefix $(BUILD)/tests/progs/,nofp nofp_nopie nofp_cxx libnofp_plugin.so memo)
 PROGS := $(BUILD)/tests/progs/libmt_testlib.so $(OTHER_ALLOCS) $(NOFP_PROGS) $(BUILD)/tests/progs/prefixed $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
 	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
 # Test programs: known flags, frame pointers, no tail calls (each allocating
@@ -220,6 +220,11 @@ $(BUILD)/tests/progs/nofp_nopie: tests/progs/nofp.c $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(NOFP_FLAGS) -no-pie -fno-PIE $< -o $@ -ldl
+
+$(BUILD)/tests/progs/memo: tests/progs/memo.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(NOFP_FLAGS) $< -o $@
 
 $(BUILD)/tests/progs/libnofp_plugin.so: tests/progs/libnofp_plugin.c $(DEPS_STAMP)
 	$(call msg,CC,$@)

@@ -58,7 +58,7 @@ enum mt_counter {
 	MT_CNT_ALLOC_FAILED,	/* allocator returned NULL: not recorded */
 	MT_CNT_NESTED,		/* allocator calls made inside another: skipped */
 	MT_CNT_SIZE_FILTERED,	/* outside --min-size/--max-size */
-	MT_CNT_UNWIND_FP,	/* frames unwound by frame pointer: no CFI there */
+	MT_CNT_WALK_REUSED,	/* user stacks taken from a remembered walk (walk_memo) */
 	MT_CNT_UNWIND_REQUEST,	/* tables asked for (a file seen for the first time) */
 	MT_CNT__EVENTS,
 	MT_CNT_LOST_ALLOCS_FULL = MT_CNT__EVENTS, /* allocs map full */
@@ -166,6 +166,9 @@ enum mt_cfa_kind {
 };
 #define MT_RBP_SAME 0		/* rbp_off: rbp unchanged in the caller */
 #define MT_RBP_UNDEF (-128)	/* rbp_off: the caller's rbp is unknown */
+
+/* Walks remembered per CPU (walk_memo; a power of 2). */
+#define MT_MEMO_SIZE 256
 
 struct mt_cfi_row {
 	__u32 pc;		/* first address (ELF virtual address) */

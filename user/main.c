@@ -666,6 +666,7 @@ static int report(struct app *a, bool final)
 	};
 	struct mt_snapshot snap;
 	struct mt_report r;
+	uint64_t reused;
 	size_t nprocs;
 	int err;
 
@@ -677,6 +678,7 @@ static int report(struct app *a, bool final)
 		return err;
 	}
 	nprocs = report_procs(a, &snap);
+	reused = snap.counters[MT_CNT_WALK_REUSED];
 	err = mt_report__build(&snap, a->procs, nprocs, &o, &r);
 	mt_snapshot__clear(&snap);
 	if (err) {
@@ -699,6 +701,9 @@ static int report(struct app *a, bool final)
 	else
 		mt_render__text(&r, &ro, a->out);
 	fflush(a->out);
+	if (final && verbose && a->unwind)
+		fprintf(stderr, "memtrace: %llu user stacks were a remembered walk's, "
+				"checked word by word\n", (unsigned long long)reused);
 	mt_report__clear(&r);
 	return 0;
 }
@@ -1368,6 +1373,7 @@ int main(int argc, char **argv)
 	/* tests: the attach path of kernels without uprobe sessions */
 	to.no_session = getenv("MEMTRACE_TEST_NO_SESSION") != NULL;
 	to.no_kconfig = getenv("MEMTRACE_TEST_NO_KCONFIG") != NULL;
+	to.no_memo = getenv("MEMTRACE_TEST_NO_MEMO") != NULL;
 	if (getenv("MEMTRACE_TEST_STACK_HASH_BITS"))
 		to.stack_hash_mask = (1ULL << (atoi(getenv("MEMTRACE_TEST_STACK_HASH_BITS")) & 63)) - 1;
 	rc = MT_EXIT_RUNTIME;

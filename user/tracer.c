@@ -421,6 +421,19 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->skel->rodata->filter_comm = o->ncomms > 0;
 	t->skel->rodata->filter_cgroup = o->cgroup_fd >= 0;
 	bpf_program__set_autoload(t->skel->progs.cfi_exit, t->skel->rodata->unwind_cfi);
+	/* remembered walks: MT_MEMO_SIZE per CPU, for the CFI walk only */
+	t->skel->rodata->use_memo = t->skel->rodata->unwind_cfi && !o->no_memo;
+	if (t->skel->rodata->use_memo) {
+		int ncpu = libbpf_num_possible_cpus();
+
+		if (ncpu < 0) {
+			err = ncpu;
+			goto cleanup;
+		}
+		bpf_map__set_max_entries(t->skel->maps.walk_memo, ncpu * MT_MEMO_SIZE);
+	} else {
+		bpf_map__set_max_entries(t->skel->maps.walk_memo, 1);
+	}
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
 	t->stats_ncpu = stats_ncpu(o->max_stacks);

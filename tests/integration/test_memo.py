@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""Remembered walks (walk_memo in the BPF program): a user stack whose
+start and every stack word its walk used read the same as an earlier
+walk's is that walk's stack, and is not walked again.
+
+tests/progs/memo.c (no frame pointers, rbp data that changes every round)
+reaches malloc from one place at one stack depth by seven stacks that
+differ only above that place. Each must come out exact; the whole report
+must be the same as with every stack walked (MEMTRACE_TEST_NO_MEMO); and
+a loop allocating from one stack must reuse its walk."""
+import re
+
+from conftest import memtrace, prog, reports
+from test_unwind import assert_complete, names
+
+ROUNDS, LOOP = 200, 2000  # as in tests/progs/memo.c
+
+
+def run(monkeypatch, memo=True):
+    if memo:
+        monkeypatch.delenv("MEMTRACE_TEST_NO_MEMO", raising=False)
+    else:
+        monkeypatch.setenv("MEMTRACE_TEST_NO_MEMO", "1")
+    r = memtrace("-v", "--json", "-n", "0", "--", prog("memo"))
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"(\d+) user stacks were a remembered walk's", r.stderr)
+    assert m, r.stderr
+    return reports(r.stdout)[-1], int(m.group(1))
+
+
+def frames(e):
+    return tuple((f["symbol"], f["file"], f["line"]) for f in e["frames"])
+
+
+def test_one_place_seven_stacks(monkeypatch):
+    rep, reused = run(monkeypatch)
+    got = {}
+    for e in rep["stacks"]:
+        if names(e)[:1] != ["wrapper"]:
+            continue
+        size = e["alloc_bytes"] // e["alloc_count"]
+        assert e["alloc_bytes"] == size * e["alloc_count"], e
+        caller, grand = names(e)[1:3]
+        got[(size, caller, grand)] = got.get((size, caller, grand), 0) + e["alloc_count"]
+        assert e["free_count"] == e["alloc_count"] and e["outstanding_bytes"] == 0, e
+        assert_complete(e, "wrapper", caller, grand, "main")
+    want = {(s, "parent", g): ROUNDS for s in (101, 202, 303) for g in ("grand_a", "grand_b")}
+    want[(404, "loop_parent", "grand_a")] = LOOP
+    assert got == want
+    # each of the seven is its own stack: the call sites' lines differ
+    lines = {e["frames"][1]["line"] for e in rep["stacks"] if names(e)[:2] == ["wrapper", "parent"]}
+    assert len(lines) == 3, lines
+    assert rep["lost"]["total"] == 0, rep["lost"]
+    # the loop's walks are reused (a miss per CPU it runs on, or so)
+    assert reused >= LOOP * 9 // 10, reused
+
+
+def test_same_report_as_walking_every_stack(monkeypatch):
+    with_memo, reused = run(monkeypatch)
+    without, none = run(monkeypatch, memo=False)
+    assert none == 0 and reused > 0
+
+    def table(rep):
+        t = {}
+        for e in rep["stacks"]:
+            k = (frames(e), e["truncated"])
+            a = t.setdefault(k, [0, 0, 0])
+            a[0] += e["alloc_count"]
+            a[1] += e["alloc_bytes"]
+            a[2] += e["free_count"]
+        return t
+
+    assert table(with_memo) == table(without)
+    assert with_memo["totals"]["alloc_count"] == without["totals"]["alloc_count"]
