@@ -948,8 +948,10 @@ static long memo_check_step(__u64 i, struct unwind *u)
  * same place that still reads the same is taken instead. The set has
  * several: one function allocating at several call sites does so from
  * the same place below them (an allocation wrapper).
+ * A global function, verified once: inlined at each recording site it
+ * doubled memtrace's start-up (0.15 -> 0.33 s of CPU, the verifier).
  */
-static __always_inline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
+__noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 {
 	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), bp = PT_REGS_FP(regs), id;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32, set = memo_set(tgid, pc, sp);
@@ -967,6 +969,8 @@ static __always_inline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct 
 	struct walk_memo *m;
 	bool empty = false;
 
+	if (!s)
+		return 0;
 	for (__u32 i = 0; use_memo && i < MT_MEMO_WAYS; i++) {
 		__u32 slot = set + i;
 
