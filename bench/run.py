@@ -34,7 +34,9 @@ SIZES = {  # workload: (full, small)
     "sqlite": (50000, 300),
     "cxx": (5000, 20),
 }
-TRACERS = ["none", "floor", "memtrace-fp", "memtrace", "sampled", "bpftrace", "heaptrack", "massif"]
+TRACERS = ["none", "floor", "memtrace-fp", "memtrace", "sampled", "bpftrace", "heaptrack", "massif",
+           "before"]
+BEFORE = None  # --before: another memtrace binary, default mode (A/B in one run)
 
 
 def libc_path():
@@ -82,6 +84,8 @@ def tracer_cmd(tracer, cmd, tmp):
         return [MEMTRACE, "--probe-floor", "--json", "-o", out, "--", *cmd], out
     if tracer == "memtrace":  # full stacks: the CFI unwinder
         return [MEMTRACE, "--json", "-o", out, "--", *cmd], out
+    if tracer == "before":
+        return [BEFORE, "--json", "-o", out, "--", *cmd], out
     if tracer == "memtrace-fp":  # frame-pointer stacks: what the unwinder adds
         return [MEMTRACE, "--unwind", "fp", "--json", "-o", out, "--", *cmd], out
     if tracer == "sampled":
@@ -102,7 +106,7 @@ def tracer_cmd(tracer, cmd, tmp):
 
 def available(tracer):
     tool = {"none": None, "floor": MEMTRACE, "memtrace": MEMTRACE, "memtrace-fp": MEMTRACE,
-            "sampled": MEMTRACE,
+            "sampled": MEMTRACE, "before": BEFORE or "/nonexistent",
             "bpftrace": "bpftrace",
             "heaptrack": "heaptrack", "massif": "valgrind"}[tracer]
     return tool is None or shutil.which(tool) or os.access(tool, os.X_OK)
@@ -291,13 +295,22 @@ def main():
     ap.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
     ap.add_argument("--small", action="store_true", help="tiny sizes: checks the harness runs")
     ap.add_argument("--workloads", default=",".join(SIZES), help="comma-separated")
-    ap.add_argument("--tracers", default=",".join(TRACERS), help="comma-separated")
+    ap.add_argument("--tracers", default=",".join(t for t in TRACERS if t != "before"),
+                    help="comma-separated")
     ap.add_argument("--out", default=os.path.join(BUILD, "bench-results"),
                     help="directory for results.json, results.md, chart.svg")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per run")
     ap.add_argument("--from", dest="src", metavar="RESULTS_JSON",
                     help="run nothing: summarize an earlier run's results.json again")
+    ap.add_argument("--before", metavar="MEMTRACE",
+                    help="another memtrace binary, run as tracer 'before' (default mode): "
+                         "an A/B against build/memtrace in the same run")
     a = ap.parse_args()
+    global BEFORE
+    if a.before:
+        BEFORE = os.path.abspath(a.before)
+        if "before" not in a.tracers.split(","):
+            a.tracers += ",before"
     if a.src:
         with open(a.src) as f:
             old = json.load(f)
