@@ -438,10 +438,11 @@ struct words {
  * start comes again and every word it used reads the same, the stack is
  * the same: its id is reused without a rule lookup or a stack hash (a
  * loop allocating from one place: most allocations). sqlite3's 16-frame
- * stacks: ~1,300 -> ~1,070 ns of BPF time an allocation (bench/bpf_ab.py).
- * Only walks whose every frame had a rule are kept: a file's table may
- * still be on its way. A saved rbp counts only if the walk used it: code
- * without frame pointers keeps data there, new on every call.
+ * stacks: ~1,320 -> ~1,060 ns of BPF time an allocation (bench/bpf_ab.py).
+ * Walks through a frame outside any table are not kept: the file's table
+ * may still be on its way. A saved rbp counts only once the walk uses its
+ * value: code without frame pointers keeps data there, new on every call.
+ * A walk that used more than MT_MEMO_READS words is not kept.
  * MT_MEMO_SIZE entries per CPU, CPU after CPU, as a plain array (its
  * lookup is arithmetic); used only by the user walk, one at a time per
  * CPU (stack_busy).
@@ -715,7 +716,8 @@ static __always_inline long fp_step(struct unwind *u)
 	}
 	if (!u->bp_ok || u->bp < u->sp)
 		return 1; /* not a frame pointer: truncated */
-	if (stack_read(u, &fr, 16, u->bp, 1))
+	/* the saved rbp is used at once (is it 0?): recorded, not pending */
+	if (stack_read(u, &fr, 16, u->bp, 0))
 		return 1;
 	u->sp = u->bp + 16;
 	u->bp = fr.w[0];
@@ -911,13 +913,6 @@ __noinline __u64 store_stack(struct mt_stack *s, __u64 kind)
 	return 0;
 }
 
-/*
- * Capture the stack at the allocator's return: there regs->ip is the
- * return address into the allocating function, so frame 0 is never
- * missing. User stacks are walked with the files' CFI (frame pointers
- * where a file has none), kernel stacks by the kernel. Returns the stack
- * id, or 0 when nothing could be captured.
- */
 /* The first memo entry of the set that walks from (pc, sp) may take. */
 static __always_inline __u32 memo_set(__u32 tgid, __u64 pc, __u64 sp)
 {
@@ -1025,6 +1020,13 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 	return id;
 }
 
+/*
+ * Capture the stack at the allocator's return: there regs->ip is the
+ * return address into the allocating function, so frame 0 is never
+ * missing. User stacks are walked with the files' CFI (frame pointers
+ * where a file has none), kernel stacks by the kernel. Returns the stack
+ * id, or 0 when nothing could be captured.
+ */
 static __always_inline __u64 walk_and_store(void *ctx, __u64 kind, struct mt_stack *s)
 {
 	bool kernel = kind == MT_STACK_KERNEL;
@@ -1056,7 +1058,10 @@ static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
 
 	if (!s || !busy)
 		return 0;
-	if (*busy) {
+	/* atomic: a task preempted between a test and a set would walk at
+	 * the same time as another, and mix their words into one walk_memo
+	 * entry */
+	if (__sync_lock_test_and_set(busy, 1)) {
 		/* kernel: memtrace's own map memory, allocated inside one of its
 		 * programs: not the process's (as an interrupt's is not) */
 		if (slot)
@@ -1064,7 +1069,6 @@ static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
 		count(MT_CNT_LOST_STACK_FAILED, 1); /* a user walk preempted here */
 		return 0;
 	}
-	*busy = 1;
 	id = walk_and_store(ctx, kind, s);
 	*busy = 0;
 	return id;

@@ -4,8 +4,8 @@ start and every stack word its walk used read the same as an earlier
 walk's is that walk's stack, and is not walked again.
 
 tests/progs/memo.c (no frame pointers, rbp data that changes every round)
-reaches malloc from one place at one stack depth by seven stacks that
-differ only above that place. Each must come out exact; the whole report
+reaches malloc from one place by seven stacks that differ only above that
+place, six of them at one stack depth. Each must come out exact; the whole report
 must be the same as with every stack walked (MEMTRACE_TEST_NO_MEMO); and
 a loop allocating from one stack must reuse its walk."""
 import re
@@ -72,3 +72,4 @@ def test_same_report_as_walking_every_stack(monkeypatch):
 
     assert table(with_memo) == table(without)
     assert with_memo["totals"]["alloc_count"] == without["totals"]["alloc_count"]
+    assert with_memo["lost"] == without["lost"]

@@ -2,11 +2,12 @@
 /*
  * Built without frame pointers (rbp is data): stacks that a remembered
  * walk (walk_memo) could get wrong. Every allocation reaches malloc from
- * the same place, wrapper(), at the same stack depth:
+ * the same place, wrapper():
  *   mix: ROUNDS times, grand_a and grand_b (the same code, so the same
  *        frame sizes) each call parent, which calls wrapper from three
  *        call sites: malloc(101), malloc(202), malloc(303). Six stacks
- *        that differ only in return addresses above wrapper's frame,
+ *        from one start (pc and sp at malloc's return) that differ only
+ *        in return addresses above wrapper's frame,
  *        with a new value every round in the rbp that wrapper saves.
  *   loop: LOOP times, grand_a -> loop_parent -> wrapper: malloc(404).
  * Everything is freed at once. Prints "done".
