@@ -703,6 +703,14 @@ __noinline int find_row(struct unwind *u, __u64 pc, struct mt_cfi_row *out)
 	return 1;
 }
 
+/* The caller's rbp, read from the stack: no longer the walk's start's. */
+static __always_inline void set_bp(struct unwind *u, __u64 v)
+{
+	u->bp = v;
+	u->bp_ok = 1;
+	u->bp_init = 0;
+}
+
 /* No CFI for this frame: follow rbp, if it is a frame pointer. */
 static __always_inline long fp_step(struct unwind *u)
 {
@@ -720,8 +728,7 @@ static __always_inline long fp_step(struct unwind *u)
 	if (stack_read(u, &fr, 16, u->bp, 0))
 		return 1;
 	u->sp = u->bp + 16;
-	u->bp = fr.w[0];
-	u->bp_init = 0;
+	set_bp(u, fr.w[0]);
 	u->pc = fr.w[1];
 	u->exact = 0;
 	u->fp = 1;
@@ -742,9 +749,7 @@ static __always_inline long signal_step(struct unwind *u)
 	if (stack_read(u, &bp, 8, u->sp + UC_RBP, 1) || stack_read(u, &sp, 8, u->sp + UC_RSP, 0) ||
 	    stack_read(u, &pc, 8, u->sp + UC_RIP, 0))
 		return 1;
-	u->bp = bp.w[0];
-	u->bp_ok = 1;
-	u->bp_init = 0;
+	set_bp(u, bp.w[0]);
 	u->sp = sp.w[0];
 	u->pc = pc.w[0];
 	u->exact = 1; /* the interrupted instruction, not a return address */
@@ -826,9 +831,7 @@ static long unwind_step(__u64 i, struct unwind *u)
 		/* the usual push rbp frame: rbp and the return address, one read */
 		if (stack_read(u, &fr, 16, cfa - 16, 1))
 			return 1;
-		u->bp = fr.w[0];
-		u->bp_ok = 1;
-		u->bp_init = 0;
+		set_bp(u, fr.w[0]);
 		ra = fr.w[1];
 	} else if (stack_read(u, &fr, 8, cfa - 8, 0)) {
 		return 1;
@@ -841,9 +844,7 @@ static long unwind_step(__u64 i, struct unwind *u)
 		if (stack_read(u, &fr, 8, cfa + (__s64)row.rbp_off * 8, 1)) {
 			u->bp_ok = 0;
 		} else {
-			u->bp = fr.w[0];
-			u->bp_ok = 1;
-			u->bp_init = 0;
+			set_bp(u, fr.w[0]);
 		}
 	}
 	u->sp = cfa;
