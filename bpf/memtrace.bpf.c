@@ -597,6 +597,17 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, stru
 	return 0;
 }
 
+/*
+ * Records of the rare kinds (a table asked for, an exec, a fork) always
+ * wake userspace. The default (adaptive) wakeup skips it when the reader
+ * has not caught up; but a reader that has just stored its position and
+ * then reads the producer's (a store, then a load: x86 may reorder them)
+ * can miss a record committed at that moment, which then waits for the
+ * next one. The likely cause of a rare test failure: an exec right after
+ * another, then nothing; no tables for the new image within 10 s.
+ */
+#define MT_RB_WAKEUP BPF_RB_FORCE_WAKEUP
+
 /* Ask userspace for the table of a file, once. */
 static __always_inline void ask_table(struct unwind *u)
 {
@@ -621,7 +632,7 @@ static __always_inline void ask_table(struct unwind *u)
 	m->key = u->key;
 	m->vm_start = u->vm_start;
 	m->vm_end = u->vm_end;
-	bpf_ringbuf_submit(m, 0);
+	bpf_ringbuf_submit(m, MT_RB_WAKEUP);
 	count(MT_CNT_UNWIND_REQUEST, 1);
 }
 
@@ -1646,7 +1657,7 @@ int BPF_PROG(proc_exec)
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->parent = 0;
 	e->gen = proc_gen();
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, MT_RB_WAKEUP);
 	return 0;
 }
 
@@ -1671,7 +1682,7 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 	BPF_CORE_READ_INTO(&e->comm, parent, group_leader, comm);
 	e->parent = parent->tgid;
 	e->gen = (__u32)(child->start_boottime >> 10) ?: 1;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, MT_RB_WAKEUP);
 	return 0;
 }
 
