@@ -962,7 +962,7 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 {
 	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), bp = PT_REGS_FP(regs), id;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32, set = memo_set(tgid, pc, sp);
-	__u32 victim = set + (bpf_get_prandom_u32() & (MT_MEMO_WAYS - 1));
+	__u32 victim = 0;
 	struct unwind u = {
 		.pc = pc,
 		.sp = sp,
@@ -1002,7 +1002,11 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 			return m->stack_id;
 		}
 	}
-	/* walk, recording into victim; the window the checks read stays */
+	/* walk, recording into an empty way or a random one (chosen only
+	 * now: a reused walk needs no random number); the window the checks
+	 * read stays */
+	if (!empty)
+		victim = set + (bpf_get_prandom_u32() & (MT_MEMO_WAYS - 1));
 	m = bpf_map_lookup_elem(&walk_memo, &victim);
 	if (m)
 		m->tgid = 0;
