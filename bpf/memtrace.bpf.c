@@ -403,7 +403,7 @@ struct unwind {
 	__u8 bp_init;		/* bp still holds its value at the start */
 	__u8 bp_used;		/* ... and the walk used it */
 	__u8 bp_pending;	/* bp was read at bp_from, not yet recorded */
-	__u8 differs;		/* memo_check_step: a word is not the same */
+	__u32 end;		/* the recorded words lie below sp0 + end */
 	__u64 bp_from;
 };
 
@@ -459,6 +459,8 @@ struct walk_memo {
 	__u8 bp_used;
 	__u8 truncated;
 	__u8 pad;
+	__u32 end;		/* the words lie below sp + end */
+	__u32 pad2;
 	__u32 off[MT_MEMO_READS];	/* the words' addresses - sp */
 	__u64 val[MT_MEMO_READS];
 };
@@ -472,7 +474,8 @@ struct {
 
 const volatile __u32 use_memo = 1;	/* 0: tests, every stack walked */
 
-/* The walk used the word at addr: v. */
+/* The walk used the word at addr: v. Only aligned words are kept (stack
+ * slots are): memo_same reads them through the window. */
 static __always_inline void memo_record(struct unwind *u, __u64 addr, __u64 v)
 {
 	__u64 off = addr - u->sp0;
@@ -482,13 +485,15 @@ static __always_inline void memo_record(struct unwind *u, __u64 addr, __u64 v)
 	if (!u->memo_ok)
 		return;
 	m = bpf_map_lookup_elem(&walk_memo, &u->memo);
-	if (!m || i >= MT_MEMO_READS || addr < u->sp0 || off > 0xffffffffULL) {
+	if (!m || i >= MT_MEMO_READS || addr < u->sp0 || off > 0xffffffffULL || (addr & 7)) {
 		u->memo_ok = 0;
 		return;
 	}
 	m->off[i] = off;
 	m->val[i] = v;
 	u->nreads = i + 1;
+	if (off + 8 > u->end)
+		u->end = off + 8;
 }
 
 /* Read size (8 or 16) bytes directly. */
@@ -934,19 +939,44 @@ static __always_inline __u32 memo_set(__u32 tgid, __u64 pc, __u64 sp)
 	       ((__u32)h & (MT_MEMO_SIZE - 1) & ~(MT_MEMO_WAYS - 1));
 }
 
-/* Does the i-th word the remembered walk u->memo used still read the
- * same? (Through u's window; nothing is recorded: memo_ok is 0.) */
-static long memo_check_step(__u64 i, struct unwind *u)
+/*
+ * Does every word the remembered walk m used still read the same? Read
+ * through the window, moved only up to the last word, then compared in a
+ * plain loop: a callback and a window check per word cost more than the
+ * comparing. The window stays for the walk if it must be done after all.
+ * A global function: the verifier goes through its loop once, not once
+ * per way.
+ */
+__noinline int memo_same(struct unwind *u, const struct walk_memo *m)
 {
-	struct walk_memo *m = bpf_map_lookup_elem(&walk_memo, &u->memo);
-	struct words w;
+	__u32 zero = 0;
+	struct stack_window *w = bpf_map_lookup_elem(&stack_win, &zero);
+	__u64 end;
 
-	if (!m || i >= MT_MEMO_READS || window_read(u, &w, 8, u->sp0 + m->off[i]) ||
-	    w.w[0] != m->val[i]) {
-		u->differs = 1;
-		return 1;
+	if (!u || !m || !w)
+		return false;
+	end = u->sp0 + m->end;
+	for (__u32 i = 0; i < MT_MEMO_READS && i < m->nreads; i++) {
+		__u64 addr = u->sp0 + m->off[i], o;
+
+		if (addr < u->win || addr + 8 > u->win + u->win_len) {
+			/* from a little below: a saved rbp, recorded once used,
+			 * comes after the return address above it; whole words
+			 * (window_read) */
+			__u64 from = addr - u->sp0 > MT_WIN_BELOW ? addr - MT_WIN_BELOW : u->sp0 & ~7ULL;
+			__u32 len = end - from < MT_WIN ? end - from : MT_WIN;
+
+			u->win = from;
+			u->win_len = 0;
+			if (len < 8 || bpf_probe_read_user(w->w, len, (void *)from))
+				return false;
+			u->win_len = len;
+		}
+		o = (addr - u->win) / 8;
+		if (o >= MT_WIN / 8 || w->w[o] != m->val[i])
+			return false;
 	}
-	return 0;
+	return true;
 }
 
 /*
@@ -991,11 +1021,7 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 		if (m->tgid != tgid || m->pc != pc || m->sp != sp || m->epoch != u.epoch ||
 		    (m->stack_id & MT_STACK_KIND_MASK) != kind || (m->bp_used && m->bp != bp))
 			continue;
-		u.memo = slot;
-		u.differs = 0;
-		if (m->nreads)
-			bpf_loop(m->nreads, memo_check_step, &u, 0);
-		if (!u.differs) {
+		if (memo_same(&u, m)) {
 			count(MT_CNT_WALK_REUSED, 1);
 			if (m->truncated)
 				count(MT_CNT_LOST_TRUNCATED, 1);
@@ -1029,6 +1055,7 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 		m->epoch = u.epoch;
 		m->stack_id = id;
 		m->nreads = u.nreads;
+		m->end = u.end;
 		m->bp_used = u.bp_used;
 		m->truncated = !u.done;
 		m->tgid = tgid;
