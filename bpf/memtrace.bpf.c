@@ -395,6 +395,7 @@ struct unwind {
 	__u8 fp;		/* some frame came from frame pointers */
 	__u64 win;		/* the stack window's address (win_len 0: none) */
 	__u32 win_len;
+	__u32 end;		/* the recorded words lie below sp0 + end */
 	/* what the walk read, recorded into walk_memo[memo] (walk_memo) */
 	__u64 sp0;		/* sp when the walk began */
 	__u32 memo;
@@ -403,7 +404,6 @@ struct unwind {
 	__u8 bp_init;		/* bp still holds its value at the start */
 	__u8 bp_used;		/* ... and the walk used it */
 	__u8 bp_pending;	/* bp was read at bp_from, not yet recorded */
-	__u32 end;		/* the recorded words lie below sp0 + end */
 	__u64 bp_from;
 };
 
@@ -939,44 +939,66 @@ static __always_inline __u32 memo_set(__u32 tgid, __u64 pc, __u64 sp)
 	       ((__u32)h & (MT_MEMO_SIZE - 1) & ~(MT_MEMO_WAYS - 1));
 }
 
+/* Where memo_same reads the stack: the walk's window, in a struct of its
+ * own (a pointer into the walk's state would make the verifier forget
+ * all of it at the call, and go through more of the walk that follows). */
+struct memo_win {
+	__u64 sp0;
+	__u64 win;
+	__u32 win_len;
+	__u32 pad;
+};
+
 /*
- * Does every word the remembered walk m used still read the same? Read
- * through the window, moved only up to the last word, then compared in a
- * plain loop: a callback and a window check per word cost more than the
- * comparing. The window stays for the walk if it must be done after all.
- * A global function: the verifier goes through its loop once, not once
- * per way.
+ * Move the window to the word at addr, reading no further than end (the
+ * last word a remembered walk used), from a little below it: a saved rbp,
+ * recorded once used, comes after the return address above it. Whole
+ * words, as window_read. 0, or -1 if the stack could not be read.
  */
-__noinline int memo_same(struct unwind *u, const struct walk_memo *m)
+__noinline int memo_window(struct memo_win *mw, __u64 addr, __u64 end)
 {
 	__u32 zero = 0;
 	struct stack_window *w = bpf_map_lookup_elem(&stack_win, &zero);
-	__u64 end;
+	__u64 from;
+	__u32 len;
 
-	if (!u || !m || !w)
-		return false;
-	end = u->sp0 + m->end;
+	if (!mw || !w || addr < mw->sp0 || end < addr + 8)
+		return -1;
+	from = addr - mw->sp0 > MT_WIN_BELOW ? addr - MT_WIN_BELOW : mw->sp0 & ~7ULL;
+	len = end - from < MT_WIN ? end - from : MT_WIN;
+	mw->win = from;
+	mw->win_len = 0;
+	if (bpf_probe_read_user(w->w, len, (void *)from))
+		return -1;
+	mw->win_len = len;
+	return 0;
+}
+
+/*
+ * Does every word the remembered walk m used still read the same? A plain
+ * loop: a callback and a window check per word cost more than comparing.
+ * A shallow stack's check is one short read (memo_window). The window
+ * stays for the walk if it must be done after all. Global functions: the
+ * verifier goes through the loop once, not once per way.
+ */
+__noinline int memo_same(struct memo_win *mw, const struct walk_memo *m)
+{
+	__u32 zero = 0;
+	struct stack_window *w = bpf_map_lookup_elem(&stack_win, &zero);
+
+	if (!mw || !m || !w)
+		return 0;
 	for (__u32 i = 0; i < MT_MEMO_READS && i < m->nreads; i++) {
-		__u64 addr = u->sp0 + m->off[i], o;
+		__u64 addr = mw->sp0 + m->off[i], o;
 
-		if (addr < u->win || addr + 8 > u->win + u->win_len) {
-			/* from a little below: a saved rbp, recorded once used,
-			 * comes after the return address above it; whole words
-			 * (window_read) */
-			__u64 from = addr - u->sp0 > MT_WIN_BELOW ? addr - MT_WIN_BELOW : u->sp0 & ~7ULL;
-			__u32 len = end - from < MT_WIN ? end - from : MT_WIN;
-
-			u->win = from;
-			u->win_len = 0;
-			if (len < 8 || bpf_probe_read_user(w->w, len, (void *)from))
-				return false;
-			u->win_len = len;
-		}
-		o = (addr - u->win) / 8;
+		if ((addr < mw->win || addr + 8 > mw->win + mw->win_len) &&
+		    memo_window(mw, addr, mw->sp0 + m->end))
+			return 0;
+		o = (addr - mw->win) / 8;
 		if (o >= MT_WIN / 8 || w->w[o] != m->val[i])
-			return false;
+			return 0;
 	}
-	return true;
+	return 1;
 }
 
 /*
@@ -1003,6 +1025,7 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 		.tgid = tgid,
 		.sp0 = sp,
 	};
+	struct memo_win mw = { .sp0 = sp };
 	struct walk_memo *m;
 	bool empty = false;
 
@@ -1021,7 +1044,7 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 		if (m->tgid != tgid || m->pc != pc || m->sp != sp || m->epoch != u.epoch ||
 		    (m->stack_id & MT_STACK_KIND_MASK) != kind || (m->bp_used && m->bp != bp))
 			continue;
-		if (memo_same(&u, m)) {
+		if (memo_same(&mw, m)) {
 			count(MT_CNT_WALK_REUSED, 1);
 			if (m->truncated)
 				count(MT_CNT_LOST_TRUNCATED, 1);
@@ -1029,10 +1052,12 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 		}
 	}
 	/* walk, recording into an empty way or a random one (chosen only
-	 * now: a reused walk needs no random number); the window the checks
-	 * read stays */
+	 * now: a reused walk needs no random number), on from the window the
+	 * checks read */
 	if (!empty)
 		victim = set + (bpf_get_prandom_u32() & (MT_MEMO_WAYS - 1));
+	u.win = mw.win;
+	u.win_len = mw.win_len;
 	m = bpf_map_lookup_elem(&walk_memo, &victim);
 	if (m)
 		m->tgid = 0;
