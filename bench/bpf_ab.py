@@ -10,6 +10,9 @@ stacks, per allocation the report counts). Printed per binary: minimum,
 first quartile and median over the repetitions, in ns per pair.
 The minimum and first quartile are the steadier figures on a VM whose
 speed drifts; wall-clock comparisons are bench/run.py's job.
+The figures include the statistics' own cost: the kernel reads the clock
+before and after every program run (an empty program measures about 40
+ns a run on the 2-core VM; a churn pair is three runs).
 
     bench/bpf_ab.py --reps 12 build/memtrace /tmp/memtrace-before
     bench/bpf_ab.py --sqlite 20000 build/memtrace /tmp/memtrace-before
