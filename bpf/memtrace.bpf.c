@@ -968,8 +968,18 @@ __noinline int memo_window(struct memo_win *mw, __u64 addr, __u64 end)
 	len = end - from < MT_WIN ? end - from : MT_WIN;
 	mw->win = from;
 	mw->win_len = 0;
-	if (bpf_probe_read_user(w->w, len, (void *)from))
-		return -1;
+	if (bpf_probe_read_user(w->w, len, (void *)from)) {
+		/* the stretch crosses into memory that is not there (the words
+		 * lie on two stacks: a signal's, the thread's): up to the end
+		 * of the word's page only */
+		from = addr;
+		len = end - addr < 4096 - (addr & 4095) ? end - addr : 4096 - (addr & 4095);
+		if (len > MT_WIN)
+			len = MT_WIN;
+		mw->win = from;
+		if (bpf_probe_read_user(w->w, len, (void *)from))
+			return -1;
+	}
 	mw->win_len = len;
 	return 0;
 }
