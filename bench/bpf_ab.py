@@ -7,7 +7,8 @@ repetition) on a workload with --bpf-stats, and reads the BPF programs'
 run time from the JSON report (self.bpf_run_ns): bench/churn (shallow
 stacks), or with --sqlite sqlite3 running bench/run.py's SQL script (deep
 stacks, per allocation the report counts). Printed per binary: minimum,
-first quartile and median over the repetitions, in ns per pair.
+first quartile and median over the repetitions, in ns per pair, and the
+median of its ratio to the first binary's run in the same repetition.
 The minimum and first quartile are the steadier figures on a VM whose
 speed drifts; wall-clock comparisons are bench/run.py's job.
 The figures include the statistics' own cost: the kernel reads the clock
@@ -65,10 +66,16 @@ def main():
         for r in range(a.reps):
             for b in (a.binaries if r % 2 == 0 else a.binaries[::-1]):
                 res[b].append(one(b, cmd, stdin, out))
+    first = a.binaries[0]
     for b, v in res.items():
-        v.sort()
+        # each repetition's ratio to the first binary's run in it: the
+        # VM's drift between repetitions cancels out
+        ratios = sorted(x / y for x, y in zip(v, res[first]))
+        v = sorted(v)
         print(f"{b}: BPF ns/pair min {v[0]:.0f}  q1 {v[len(v) // 4]:.0f}  "
-              f"median {statistics.median(v):.0f}  ({a.reps} runs, {what})")
+              f"median {statistics.median(v):.0f}  ({a.reps} runs, {what})"
+              + (f"; x {first}: median {statistics.median(ratios):.3f} "
+                 f"({ratios[0]:.3f}-{ratios[-1]:.3f})" if b != first else ""))
 
 
 if __name__ == "__main__":
