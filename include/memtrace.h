@@ -168,7 +168,7 @@ enum mt_cfa_kind {
 #define MT_RBP_UNDEF (-128)	/* rbp_off: the caller's rbp is unknown */
 
 /* Walks remembered per CPU (walk_memo; a power of 2). */
-#define MT_MEMO_SIZE 256
+#define MT_MEMO_SIZE 1024
 
 struct mt_cfi_row {
 	__u32 pc;		/* first address (ELF virtual address) */
