@@ -356,7 +356,7 @@ struct {
  * Rules already found, per CPU, by (process, address): a stack's frames
  * repeat from one allocation to the next, and a hit skips the mapping
  * and table lookups. An entry is valid for one epoch: the epoch moves on
- * when a process execs or exits (here) and when userspace sees code
+ * when a traced process execs or exits (here) and when userspace sees code
  * unmapped or drops a table.
  */
 __u64 cfi_epoch = 1;
@@ -444,7 +444,7 @@ struct words {
  * may still be on its way. A saved rbp counts only once the walk uses its
  * value: code without frame pointers keeps data there, new on every call.
  * A walk that used more than MT_MEMO_READS words is not kept.
- * MT_MEMO_SIZE entries per CPU, CPU after CPU, as a plain array (its
+ * memo_size entries per CPU, CPU after CPU, as a plain array (its
  * lookup is arithmetic); used only by the user walk, one at a time per
  * CPU (stack_busy). An entry keeps a 16-bit tag of each word (a check
  * stops at the first word that differs) and a 64-bit hash of them all in
@@ -474,6 +474,8 @@ struct walk_memo {
 
 #define MT_MEMO_SEED 0x9e3779b97f4a7c15ULL
 
+const volatile __u32 memo_tags = 1;	/* 0: tests, the hash alone decides */
+
 /* A polynomial in the values, mod 2^64, with an odd multiplier (odd
  * numbers are invertible mod 2^64): a word that differs alone always
  * changes the hash. One multiply a word. */
@@ -484,7 +486,7 @@ static __always_inline __u64 memo_hash(__u64 h, __u64 v)
 
 static __always_inline __u16 memo_tag(__u64 v)
 {
-	return v ^ (v >> 16) ^ (v >> 32) ^ (v >> 48);
+	return memo_tags ? v ^ (v >> 16) ^ (v >> 32) ^ (v >> 48) : 0;
 }
 
 struct {
@@ -495,9 +497,11 @@ struct {
 } walk_memo SEC(".maps");
 
 const volatile __u32 use_memo = 1;	/* 0: tests, every stack walked */
+const volatile __u32 memo_size = MT_MEMO_SIZE;	/* entries a CPU (userspace) */
 
-/* The walk used the word at addr: v. Only aligned words within 512 KiB of
- * sp are kept (stack slots are aligned): memo_same reads them through the
+/* The walk used the word at addr: v. Kept only if the start and the word
+ * are aligned (stack slots are; offsets are kept in words) and the word
+ * lies less than 512 KiB above it: memo_same reads them through the
  * window. */
 static __always_inline void memo_record(struct unwind *u, __u64 addr, __u64 v)
 {
@@ -508,7 +512,8 @@ static __always_inline void memo_record(struct unwind *u, __u64 addr, __u64 v)
 	if (!u->memo_ok)
 		return;
 	m = bpf_map_lookup_elem(&walk_memo, &u->memo);
-	if (!m || i >= MT_MEMO_READS || addr < u->sp0 || off / 8 > 0xffff || (addr & 7)) {
+	if (!m || i >= MT_MEMO_READS || addr < u->sp0 || off / 8 > 0xffff ||
+	    ((addr | u->sp0) & 7)) {
 		u->memo_ok = 0;
 		return;
 	}
@@ -959,8 +964,8 @@ static __always_inline __u32 memo_set(__u32 tgid, __u64 pc, __u64 sp)
 {
 	__u64 h = mix(pc ^ (sp * 0x9e3779b97f4a7c15ULL) ^ tgid);
 
-	return bpf_get_smp_processor_id() * MT_MEMO_SIZE +
-	       ((__u32)h & (MT_MEMO_SIZE - 1) & ~(MT_MEMO_WAYS - 1));
+	return bpf_get_smp_processor_id() * memo_size +
+	       ((__u32)h & (memo_size - 1) & ~(MT_MEMO_WAYS - 1));
 }
 
 /* Where memo_same reads the stack: the walk's window, in a struct of its
@@ -1730,15 +1735,26 @@ static __always_inline void kfree_addr(const void *ptr)
 		account_free(&copy);
 }
 
-/* A process's addresses mean other code after exec, or after it exits
- * (its PID may be reused): cached rules are dropped. */
+/*
+ * Rules and walks are cached by PID (cfi_cache, walk_memo): only a process
+ * memtrace traces can have some, and they are dropped when it execs or
+ * exits (its PID may be reused). Other processes coming and going leave
+ * them be. With -a every process may be traced (its name decides, and
+ * may change).
+ */
+static __always_inline bool may_have_cached(__u32 tgid)
+{
+	return trace_all || bpf_map_lookup_elem(&targets, &tgid);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proc_exec)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct mt_proc_event *e;
 
-	__sync_fetch_and_add(&cfi_epoch, 1);
+	if (may_have_cached(tgid))
+		__sync_fetch_and_add(&cfi_epoch, 1);
 	/* a traced process's old image is gone: userspace releases its blocks */
 	if (trace_all ? !selected(tgid) : !bpf_map_lookup_elem(&targets, &tgid))
 		return 0;
@@ -1825,7 +1841,8 @@ int clock_now(struct mt_clock *c)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(cfi_exit, struct task_struct *p)
 {
-	if (p->pid == p->tgid) /* the process, not one of its threads */
+	/* the process, not one of its threads */
+	if (p->pid == p->tgid && may_have_cached(p->tgid))
 		__sync_fetch_and_add(&cfi_epoch, 1);
 	return 0;
 }

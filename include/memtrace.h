@@ -167,8 +167,25 @@ enum mt_cfa_kind {
 #define MT_RBP_SAME 0		/* rbp_off: rbp unchanged in the caller */
 #define MT_RBP_UNDEF (-128)	/* rbp_off: the caller's rbp is unknown */
 
-/* Walks remembered per CPU (walk_memo; a power of 2). */
+/* Walks remembered per CPU (walk_memo; a power of 2), fewer (down to
+ * MT_MEMO_MIN) where the whole table would take more than
+ * MT_MEMO_MAX_BYTES: 1,024 up to 85 possible CPUs (192-byte entries). */
 #define MT_MEMO_SIZE 1024
+#define MT_MEMO_MIN 64
+#define MT_MEMO_MAX_BYTES (16ULL << 20)
+
+#ifndef __bpf__
+/* walk_memo's entries a CPU, for ncpu possible CPUs and entries of
+ * entry bytes */
+static inline __u32 mt_memo_entries(__u64 ncpu, __u64 entry)
+{
+	__u32 n = MT_MEMO_SIZE;
+
+	while (n > MT_MEMO_MIN && ncpu * n * entry > MT_MEMO_MAX_BYTES)
+		n /= 2;
+	return n;
+}
+#endif
 
 struct mt_cfi_row {
 	__u32 pc;		/* first address (ELF virtual address) */

@@ -421,16 +421,22 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->skel->rodata->filter_comm = o->ncomms > 0;
 	t->skel->rodata->filter_cgroup = o->cgroup_fd >= 0;
 	bpf_program__set_autoload(t->skel->progs.cfi_exit, t->skel->rodata->unwind_cfi);
-	/* remembered walks: MT_MEMO_SIZE per CPU, for the CFI walk only */
+	/* remembered walks: MT_MEMO_SIZE per CPU, for the CFI walk only;
+	 * fewer on machines with many CPUs, so that the table stays within
+	 * MT_MEMO_MAX_BYTES (it is allocated whole, for every possible CPU) */
 	t->skel->rodata->use_memo = t->skel->rodata->unwind_cfi && !o->no_memo;
+	t->skel->rodata->memo_tags = !o->memo_no_tags;
 	if (t->skel->rodata->use_memo) {
 		int ncpu = libbpf_num_possible_cpus();
+		__u32 n;
 
 		if (ncpu < 0) {
 			err = ncpu;
 			goto cleanup;
 		}
-		bpf_map__set_max_entries(t->skel->maps.walk_memo, ncpu * MT_MEMO_SIZE);
+		n = mt_memo_entries(ncpu, bpf_map__value_size(t->skel->maps.walk_memo));
+		t->skel->rodata->memo_size = n;
+		bpf_map__set_max_entries(t->skel->maps.walk_memo, ncpu * n);
 	} else {
 		bpf_map__set_max_entries(t->skel->maps.walk_memo, 1);
 	}

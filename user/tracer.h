@@ -20,6 +20,7 @@ struct mt_tracer_opts {
 	bool no_session;	/* tests: entry and return links, as before Linux 6.13 */
 	bool no_kconfig;	/* tests: as without the kernel's config (CONFIG_HZ) */
 	bool no_memo;		/* tests: walk every user stack (no walk_memo) */
+	bool memo_no_tags;	/* tests: walk_memo checks by its hash alone */
 	bool mmap;		/* --mmap: mmap, munmap, mremap, sbrk are traced */
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */

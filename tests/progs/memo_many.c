@@ -39,10 +39,11 @@ static void (*const sites[])(void) = { D256(1) };
 
 int main(void)
 {
+	int cpu = sched_getcpu();
 	cpu_set_t one;
 
 	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
+	CPU_SET(cpu < 0 ? 0 : cpu, &one);
 	if (sched_setaffinity(0, sizeof(one), &one))
 		return 1;
 	for (int r = 0; r < ROUNDS; r++)
