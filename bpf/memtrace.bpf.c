@@ -1751,12 +1751,13 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(proc_exec)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	bool traced = trace_all ? selected(tgid) : !!bpf_map_lookup_elem(&targets, &tgid);
 	struct mt_proc_event *e;
 
-	if (may_have_cached(tgid))
+	if (traced || trace_all) /* may_have_cached, without a second lookup */
 		__sync_fetch_and_add(&cfi_epoch, 1);
 	/* a traced process's old image is gone: userspace releases its blocks */
-	if (trace_all ? !selected(tgid) : !bpf_map_lookup_elem(&targets, &tgid))
+	if (!traced)
 		return 0;
 	e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
 	if (!e) {
