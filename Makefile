@@ -63,6 +63,13 @@ NOFP_FLAGS := -O2 -g -fomit-frame-pointer -fno-optimize-sibling-calls -pthread
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
+# --preload's library (user/preload.c): no C library linked (it loads into
+# any dynamically linked program), frame pointers (its wrappers pass their
+# caller's frame), no builtins (calloc must not become a call to calloc)
+PRELOAD_LIB := $(BUILD)/libmemtrace-preload.so
+PRELOAD_FLAGS := -O2 -g -fPIC -shared -nostdlib -fno-builtin -fno-omit-frame-pointer \
+	-fno-stack-protector -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter
+
 BENCH_BINS := $(BUILD)/bench/churn $(BUILD)/bench/cxx_work
 
 .PHONY: all deps demo test unit integration install clean format bench bench-smoke fuzz fuzz-smoke
@@ -105,9 +112,14 @@ $(BUILD)/user/%.o: user/%.c $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/memtrace: $(USER_OBJS)
+$(BUILD)/memtrace: $(USER_OBJS) | $(PRELOAD_LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
+
+$(PRELOAD_LIB): user/preload.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(PRELOAD_FLAGS) $< -o $@
 
 $(BUILD)/tests/unit/%.o: tests/unit/%.c $(DEPS_STAMP)
 	$(call msg,CC,$@)
@@ -279,6 +291,7 @@ test: $(BUILD)/memtrace $(BUILD)/tests/unit_tests $(PROGS) $(BENCH_BINS)
 
 install: $(BUILD)/memtrace
 	install -D -m 0755 $(BUILD)/memtrace $(DESTDIR)$(PREFIX)/bin/memtrace
+	install -D -m 0755 $(PRELOAD_LIB) $(DESTDIR)$(PREFIX)/lib/memtrace/libmemtrace-preload.so
 
 # Formats the lines changed since HEAD (kernel practice: the tree's
 # hand-aligned comments and wrapping are not rewritten wholesale).

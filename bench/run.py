@@ -34,8 +34,10 @@ SIZES = {  # workload: (full, small)
     "sqlite": (50000, 300),
     "cxx": (5000, 20),
 }
-TRACERS = ["none", "floor", "memtrace-fp", "memtrace", "sampled", "bpftrace", "heaptrack", "massif",
-           "before"]
+TRACERS = ["none", "floor", "memtrace-fp", "memtrace", "sampled", "floor-preload", "preload",
+           "bpftrace", "heaptrack", "massif", "before"]
+# whose empty probes a tracer's "x floor" is counted in
+FLOOR_OF = {"preload": "floor-preload"}
 BEFORE = None  # --before: another memtrace binary, default mode (A/B in one run)
 
 
@@ -84,6 +86,10 @@ def tracer_cmd(tracer, cmd, tmp):
         return [MEMTRACE, "--probe-floor", "--json", "-o", out, "--", *cmd], out
     if tracer == "memtrace":  # full stacks: the CFI unwinder
         return [MEMTRACE, "--json", "-o", out, "--", *cmd], out
+    if tracer == "preload":  # the same, at libmemtrace-preload.so's nop sites
+        return [MEMTRACE, "--preload", "--json", "-o", out, "--", *cmd], out
+    if tracer == "floor-preload":
+        return [MEMTRACE, "--preload", "--probe-floor", "--json", "-o", out, "--", *cmd], out
     if tracer == "before":
         return [BEFORE, "--json", "-o", out, "--", *cmd], out
     if tracer == "memtrace-fp":  # frame-pointer stacks: what the unwinder adds
@@ -106,7 +112,7 @@ def tracer_cmd(tracer, cmd, tmp):
 
 def available(tracer):
     tool = {"none": None, "floor": MEMTRACE, "memtrace": MEMTRACE, "memtrace-fp": MEMTRACE,
-            "sampled": MEMTRACE, "before": BEFORE or "/nonexistent",
+            "sampled": MEMTRACE, "preload": MEMTRACE, "floor-preload": MEMTRACE, "before": BEFORE or "/nonexistent",
             "bpftrace": "bpftrace",
             "heaptrack": "heaptrack", "massif": "valgrind"}[tracer]
     return tool is None or shutil.which(tool) or os.access(tool, os.X_OK)
@@ -207,11 +213,12 @@ def vs_floor(runs, tracer, workload):
     """What a tracer adds over the baseline, in units of what the empty
     probes add, paired within each repetition (the VM's speed drifts
     between repetitions far more than within one)."""
-    if "floor" not in runs or tracer in ("none", "floor"):
+    floor = FLOOR_OF.get(tracer, "floor")
+    if floor not in runs or tracer in ("none", "floor", "floor-preload"):
         return None
     key = "ns_per_pair" if workload.startswith("churn") else "own_s"
     xs = []
-    for r, f, b in zip(runs[tracer], runs["floor"], runs["none"]):
+    for r, f, b in zip(runs[tracer], runs[floor], runs["none"]):
         if key in r and key in f and key in b:
             if key == "own_s":  # slowdowns: added time in baseline units
                 added, floor = r[key] / b[key] - 1, f[key] / b[key] - 1
@@ -256,6 +263,7 @@ def svg_chart(rows, path):
     if not rows:
         return
     colors = {"floor": "#9e9e9e", "memtrace": "#1f77b4", "memtrace-fp": "#aec7e8", "sampled": "#17becf",
+              "floor-preload": "#c7c7c7", "preload": "#ff7f0e",
               "bpftrace": "#d62728",
               "heaptrack": "#2ca02c", "massif": "#9467bd"}
     top = max(r["ratio"][0] for r in rows)
@@ -365,7 +373,8 @@ def main():
         f.write(md + "\n")
     svg_chart(rows, os.path.join(a.out, "chart.svg"))
     failed = [r for r in rows if "error" in r and r["tracer"] in ("none", "floor", "memtrace",
-                                                                   "memtrace-fp", "sampled")]
+                                                                   "memtrace-fp", "sampled", "preload",
+                                                                   "floor-preload")]
     if failed:
         sys.exit("bench: Error: memtrace or the baseline failed: "
                  + "; ".join(f'{r["workload"]}/{r["tracer"]}: {r["error"]}' for r in failed))

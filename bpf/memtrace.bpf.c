@@ -1054,9 +1054,9 @@ __noinline int memo_same(struct memo_win *mw, const struct walk_memo *m)
  * A global function, verified once: inlined at each recording site it
  * doubled memtrace's start-up (0.15 -> 0.33 s of CPU, the verifier).
  */
-__noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
+__noinline __u64 walk_user(__u64 pc, __u64 sp, __u64 bp, __u64 kind, struct mt_stack *s)
 {
-	__u64 pc = PT_REGS_IP(regs), sp = PT_REGS_SP(regs), bp = PT_REGS_FP(regs), id;
+	__u64 id;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32, set = memo_set(tgid, pc, sp);
 	__u32 victim = 0;
 	struct unwind u = {
@@ -1135,20 +1135,40 @@ __noinline __u64 walk_user(struct pt_regs *regs, __u64 kind, struct mt_stack *s)
 }
 
 /*
+ * Where a user stack's walk starts: the registers just after the allocator
+ * returned (a return probe's), or what --preload's wrapper passes for its
+ * caller, which are the same.
+ */
+struct mt_frame {
+	__u64 pc, sp, bp;
+};
+
+static __always_inline struct mt_frame regs_frame(struct pt_regs *regs)
+{
+	return (struct mt_frame){ PT_REGS_IP(regs), PT_REGS_SP(regs), PT_REGS_FP(regs) };
+}
+
+/*
  * Capture the stack at the allocator's return: there regs->ip is the
  * return address into the allocating function, so frame 0 is never
  * missing. User stacks are walked with the files' CFI (frame pointers
  * where a file has none), kernel stacks by the kernel. Returns the stack
  * id, or 0 when nothing could be captured.
  */
-static __always_inline __u64 walk_and_store(void *ctx, __u64 kind, struct mt_stack *s)
+static __always_inline __u64 walk_and_store(void *ctx, __u64 kind, struct mt_stack *s,
+					    const struct mt_frame *f)
 {
 	bool kernel = kind == MT_STACK_KERNEL;
 	__u32 size = stack_depth * sizeof(__u64);
 	long n;
 
-	if (!kernel && unwind_cfi)
-		return walk_user(ctx, kind, s);
+	if (!kernel && unwind_cfi) {
+		if (!f) {
+			count(MT_CNT_LOST_STACK_FAILED, 1);
+			return 0;
+		}
+		return walk_user(f->pc, f->sp, f->bp, kind, s);
+	}
 	if (size > sizeof(s->ips))
 		size = sizeof(s->ips);
 	n = bpf_get_stack(ctx, s->ips, size, kernel ? 0 : BPF_F_USER_STACK);
@@ -1163,7 +1183,7 @@ static __always_inline __u64 walk_and_store(void *ctx, __u64 kind, struct mt_sta
 	return store_stack(s, kind);
 }
 
-static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
+static __always_inline __u64 capture_stack(void *ctx, __u64 kind, const struct mt_frame *f)
 {
 	__u32 slot = kind == MT_STACK_KERNEL ? 1 : 0;
 	struct mt_stack *s = bpf_map_lookup_elem(&stack_buf, &slot);
@@ -1183,7 +1203,7 @@ static __always_inline __u64 capture_stack(void *ctx, __u64 kind)
 		count(MT_CNT_LOST_STACK_FAILED, 1); /* a user walk preempted here */
 		return 0;
 	}
-	id = walk_and_store(ctx, kind, s);
+	id = walk_and_store(ctx, kind, s, f);
 	*busy = 0;
 	return id;
 }
@@ -1306,9 +1326,10 @@ static __always_inline void account_free(const struct mt_alloc *a)
 	proc_live_add(a->owner, -1);
 }
 
-/* kind: 0 (malloc and friends), MT_STACK_KERNEL, MT_STACK_MMAP, MT_STACK_BRK */
+/* kind: 0 (malloc and friends), MT_STACK_KERNEL, MT_STACK_MMAP, MT_STACK_BRK;
+ * f: where the user stack's walk starts (NULL for the kernel's) */
 static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u64 size,
-					 __u64 kind)
+					 __u64 kind, const struct mt_frame *f)
 {
 	bool kernel = kind == MT_STACK_KERNEL;
 	__u32 gen = proc_gen();
@@ -1329,7 +1350,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 		a.size = (size * w + (1 << 15)) >> 16;
 		a.count = (w + (bpf_get_prandom_u32() & 0xffff)) >> 16;
 	}
-	a.stack_id = capture_stack(ctx, kind);
+	a.stack_id = capture_stack(ctx, kind, f);
 	if (a.stack_id == MT_STACK_IRQ)
 		return;
 	if (!proc_room(tgid)) {
@@ -1440,7 +1461,8 @@ static __always_inline int enter(struct pt_regs *ctx, __u32 fn, __u64 size, __u6
 }
 
 static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
-					  const struct mt_call *c, __u64 ret)
+					  const struct mt_call *c, __u64 ret,
+					  const struct mt_frame *f)
 {
 	struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = c->arg };
 
@@ -1457,7 +1479,7 @@ static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
 	else if (c->arg && !sample_bytes)
 		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
 	if (ret && c->sampled)
-		record_alloc(ctx, tgid, ret, c->size, 0);
+		record_alloc(ctx, tgid, ret, c->size, 0, f);
 }
 
 /* Take out a block of the mmap kinds at addr (munmap, mremap's old). */
@@ -1478,12 +1500,12 @@ static __always_inline bool unmap_block(__u32 tgid, __u64 addr)
 
 /* mmap, mremap, sbrk return (void *)-1 on failure */
 static __always_inline void leave_map(void *ctx, __u32 tgid, const struct mt_call *c,
-				      __u64 ret)
+				      __u64 ret, const struct mt_frame *f)
 {
 	if (c->fn == MT_FN_MREMAP) {
 		/* a block of ours that moved or grew; realloc's are nested */
 		if (ret != ~0ULL && unmap_block(tgid, c->arg) && c->sampled)
-			record_alloc(ctx, tgid, ret, c->size, MT_STACK_MMAP);
+			record_alloc(ctx, tgid, ret, c->size, MT_STACK_MMAP, f);
 		return;
 	}
 	if (!c->sampled)
@@ -1492,10 +1514,10 @@ static __always_inline void leave_map(void *ctx, __u32 tgid, const struct mt_cal
 		count(MT_CNT_ALLOC_FAILED, 1);
 	else
 		record_alloc(ctx, tgid, ret, c->size,
-			     c->fn == MT_FN_SBRK ? MT_STACK_BRK : MT_STACK_MMAP);
+			     c->fn == MT_FN_SBRK ? MT_STACK_BRK : MT_STACK_MMAP, f);
 }
 
-static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
+static __always_inline int leave(struct pt_regs *ctx, __u64 ret, const struct mt_frame *f)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct mt_call *p = thread_call(false);
@@ -1514,12 +1536,12 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 	switch (c.fn) {
 	case MT_FN_REALLOC:
 	case MT_FN_REALLOCARRAY:
-		leave_realloc(ctx, id >> 32, &c, ret);
+		leave_realloc(ctx, id >> 32, &c, ret, f);
 		return 0;
 	case MT_FN_MMAP:
 	case MT_FN_MREMAP:
 	case MT_FN_SBRK:
-		leave_map(ctx, id >> 32, &c, ret);
+		leave_map(ctx, id >> 32, &c, ret, f);
 		return 0;
 	case MT_FN_POSIX_MEMALIGN:
 		/* returns 0 (an int) on success, the block in *memptr */
@@ -1532,7 +1554,7 @@ static __always_inline int leave(struct pt_regs *ctx, __u64 ret)
 	if (!ptr)
 		count(MT_CNT_ALLOC_FAILED, 1);
 	else if (c.sampled)
-		record_alloc(ctx, id >> 32, ptr, c.size, 0);
+		record_alloc(ctx, id >> 32, ptr, c.size, 0, f);
 	return 0;
 }
 
@@ -1660,8 +1682,11 @@ int alloc_session(struct pt_regs *ctx)
 {
 	int ret;
 
-	if (use_session && bpf_session_is_return())
-		return leave(ctx, PT_REGS_RC(ctx));
+	if (use_session && bpf_session_is_return()) {
+		struct mt_frame f = regs_frame(ctx);
+
+		return leave(ctx, PT_REGS_RC(ctx), &f);
+	}
 	ret = on_entry(ctx);
 	/* without sessions every return runs; one with nothing to do finds
 	 * no state in flight (leaf calls leave none) */
@@ -1672,7 +1697,9 @@ int alloc_session(struct pt_regs *ctx)
 SEC("uretprobe.multi")
 int alloc_return(struct pt_regs *ctx)
 {
-	return leave(ctx, PT_REGS_RC(ctx));
+	struct mt_frame f = regs_frame(ctx);
+
+	return leave(ctx, PT_REGS_RC(ctx), &f);
 }
 
 /* --probe-floor: the same sites with nothing to do, to measure the cost
@@ -1697,6 +1724,51 @@ int floor_return(struct pt_regs *ctx)
 }
 
 /*
+ * --preload: the probe sites of libmemtrace-preload.so (user/preload.c),
+ * 5-byte nops, which the kernel turns into a call (an optimized uprobe: no
+ * trap). Its wrappers of malloc, calloc, operator new, realloc and free
+ * call them around the real function, with the caller's frame:
+ *   after an allocation (size, block, pc, sp, bp): recorded at once;
+ *   before a free (block), and before realloc (old, size): as at the
+ *   entries above; after realloc (block, pc, sp, bp): as at its return.
+ */
+SEC("uprobe.multi")
+int preload_site(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mt_frame f;
+
+	if ((cookie & MT_FN_TREE) && !bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	if ((trace_all || filter_comm || filter_cgroup) && !selected(tgid))
+		return 0;
+	switch (cookie & ~MT_FN_TREE) {
+	case MT_FN_FREE:
+		free_enter(ctx, a1);
+		return 0;
+	case MT_FN_REALLOC:
+		enter(ctx, MT_FN_REALLOC, a2, a1);
+		return 0;
+	case MT_FN_PRELOAD_RETURN:
+		f = (struct mt_frame){ a2, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx) };
+		return leave(ctx, a1, &f);
+	default:
+		break;
+	}
+	if (!a2) {
+		count(MT_CNT_ALLOC_FAILED, 1);
+		return 0;
+	}
+	if (sample_bytes && !sample(a1))
+		return 0;
+	f = (struct mt_frame){ PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx) };
+	record_alloc(ctx, tgid, a2, a1, 0, &f);
+	return 0;
+}
+
+/*
  * --kernel: the kernel's allocations made while a traced process runs,
  * on BTF tracepoints (no tracefs). Frees come from any context, so they
  * are matched by address alone. Userspace disables, before load, the
@@ -1717,7 +1789,7 @@ static __always_inline void kalloc(void *ctx, const void *ptr, __u64 size)
 
 	if (!ptr || !traced_task(&tgid))
 		return;
-	record_alloc(ctx, tgid, (__u64)ptr, size, MT_STACK_KERNEL);
+	record_alloc(ctx, tgid, (__u64)ptr, size, MT_STACK_KERNEL, NULL);
 }
 
 static __always_inline void kfree_addr(const void *ptr)

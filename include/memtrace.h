@@ -38,6 +38,8 @@ enum mt_fn {
 	MT_FN_MUNMAP,		/* (addr, len) */
 	MT_FN_MREMAP,		/* (old, oldlen, newlen, flags, ...) */
 	MT_FN_SBRK,		/* (increment) */
+	/* --preload's return site (after realloc): (ret, pc, sp, bp) */
+	MT_FN_PRELOAD_RETURN,
 	MT_FN__COUNT,
 	/* attach cookie flag: the function calls no other traced function (a
 	 * leaf), so a call with nothing to record needs no state and no return */

@@ -26,6 +26,7 @@ enum {
 	OPT_COMM,
 	OPT_MAX_PER_PROC,
 	OPT_CGROUP,
+	OPT_PRELOAD,
 };
 
 static const struct option long_opts[] = {
@@ -53,6 +54,7 @@ static const struct option long_opts[] = {
 	{ "alloc-fn", required_argument, NULL, OPT_ALLOC_FN },
 	{ "free-fn", required_argument, NULL, OPT_FREE_FN },
 	{ "mmap", no_argument, NULL, OPT_MMAP },
+	{ "preload", no_argument, NULL, OPT_PRELOAD },
 	{ "unwind", required_argument, NULL, OPT_UNWIND },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, 'V' },
@@ -113,6 +115,17 @@ const char *mt_cli__help(void)
 "                           returns the block (repeatable)\n"
 "      --free-fn NAME[:N]   also trace NAME as a free: its N-th argument\n"
 "                           (default 1) is the block\n"
+"\n"
+"Cost (-- COMMAND only):\n"
+"      --preload            run COMMAND with libmemtrace-preload.so in its\n"
+"                           LD_PRELOAD: its wrappers of malloc, calloc, realloc,\n"
+"                           free and operator new/delete call probe sites the\n"
+"                           kernel runs without a trap, about half the cost of\n"
+"                           probing the allocator (docs/benchmarks.md); reports\n"
+"                           are the same. Needs a dynamically linked COMMAND;\n"
+"                           processes that do not load the library (static\n"
+"                           programs) keep the usual probes. Not with --mmap,\n"
+"                           --alloc-fn, --free-fn or --unwind fp\n"
 "\n"
 "What to report:\n"
 "  -n, --top N              show the N stacks holding the most (0 = all;\n"
@@ -358,6 +371,9 @@ static int parse_one(int c, const char *arg, struct mt_opts *o, char *err, size_
 	case OPT_MMAP:
 		o->mmap = true;
 		return 0;
+	case OPT_PRELOAD:
+		o->preload = true;
+		return 0;
 	case 'a':
 		o->all = true;
 		return 0;
@@ -440,6 +456,16 @@ enum mt_cli_action mt_cli__parse(int argc, char **argv, struct mt_opts *o,
 	}
 	if (!o->npids && !o->cmd && !o->all) {
 		snprintf(err, errlen, "nothing to trace: give -p PID, -a or -- COMMAND");
+		return MT_CLI_ERROR;
+	}
+	if (o->preload && !o->cmd) {
+		snprintf(err, errlen, "--preload needs -- COMMAND (a running process cannot "
+			 "preload a library)");
+		return MT_CLI_ERROR;
+	}
+	if (o->preload && (o->mmap || o->ncustom || o->unwind_fp)) {
+		snprintf(err, errlen, "--preload does not go with %s",
+			 o->mmap ? "--mmap" : o->ncustom ? "--alloc-fn/--free-fn" : "--unwind fp");
 		return MT_CLI_ERROR;
 	}
 	if (o->min_size > o->max_size) {

@@ -55,6 +55,7 @@ struct mt_opts {
 	uint64_t sample_bytes;	/* 0: record every allocation */
 	bool kernel;		/* --kernel */
 	bool mmap;		/* --mmap */
+	bool preload;		/* --preload: -- COMMAND with libmemtrace-preload.so */
 	bool unwind_fp;		/* --unwind fp: frame pointers only */
 	struct mt_custom_fn custom[MT_MAX_CUSTOM_FNS];
 	int ncustom;

@@ -151,3 +151,36 @@ int mt_elf__is_dynamic(const char *path)
 	close(fd);
 	return dyn;
 }
+
+int mt_elf__is_program(const char *path)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Ehdr eh;
+	int fd, err, prog = 0;
+	Elf *elf;
+
+	err = open_elf(path, &fd, &elf);
+	if (err)
+		return err;
+	if (gelf_getehdr(elf, &eh) && eh.e_type == ET_EXEC)
+		prog = 1;
+	while (!prog && (scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (size_t i = 0; data && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Dyn d;
+
+			if (!gelf_getdyn(data, i, &d))
+				break;
+			if (d.d_tag == DT_FLAGS_1 && (d.d_un.d_val & DF_1_PIE))
+				prog = 1;
+		}
+	}
+	elf_end(elf);
+	close(fd);
+	return prog;
+}

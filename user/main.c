@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
+#include "elfsyms.h"
 #include "ksyms.h"
 #include "pairmap.h"
 #include "render.h"
@@ -62,6 +63,7 @@ struct app {
 	bool tree;		/* --: one link per file for the whole process tree */
 	double tree_close_at;	/* when to close the per-process links; 0: done */
 	struct mt_paths pid_hooked;	/* --: files hooked per process, for the switch */
+	struct stat preload_st;	/* --preload: the library, known by dev and inode */
 	FILE *out;
 	int sigfd;
 	double start_s;
@@ -235,10 +237,12 @@ static void print_probes(pid_t pid, bool tree, const char *lib, const struct mt_
  */
 static int attach_object(struct app *a, pid_t pid, const char *path)
 {
-	static const enum mt_lib kinds[] = { MT_LIB_C, MT_LIB_CXX, MT_LIB_CUSTOM, MT_LIB_MMAP };
+	static const enum mt_lib kinds[] = { MT_LIB_C, MT_LIB_CXX, MT_LIB_CUSTOM, MT_LIB_MMAP,
+					     MT_LIB_PRELOAD };
 	int hooked = 0;
 	struct stat st;
 	uint64_t owner;
+	bool preload;
 	long seen;
 
 	/* each file once per process (once for all, with -a or a process
@@ -251,13 +255,17 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 	seen = mt_pairmap__get(a->hooked, owner, st.st_ino);
 	if (seen >= 0)
 		return (int)seen;
+	/* the preload library: only its sites (its malloc is a wrapper) */
+	preload = a->o.preload && st.st_dev == a->preload_st.st_dev &&
+		  st.st_ino == a->preload_st.st_ino;
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		struct mt_probe_info info[MT_MAX_LIB_PROBES];
 		int n, err;
 
 		if ((kinds[k] == MT_LIB_CUSTOM && !a->o.ncustom) ||
-		    (kinds[k] == MT_LIB_MMAP && !a->o.mmap))
+		    (kinds[k] == MT_LIB_MMAP && !a->o.mmap) ||
+		    (kinds[k] == MT_LIB_PRELOAD) != preload)
 			continue;
 		err = mt_tracer__attach(a->tracer, pid, path, kinds[k], info, &n);
 
@@ -469,11 +477,63 @@ static int attach_all(struct app *a)
 	return 0;
 }
 
+/*
+ * --preload: libmemtrace-preload.so beside memtrace (the build tree), or
+ * in ../lib/memtrace (make install). 0, or an exit code.
+ */
+static int find_preload(struct app *a, char *path, size_t len)
+{
+	static const char *const rel[] = { "libmemtrace-preload.so",
+					   "../lib/memtrace/libmemtrace-preload.so" };
+	char self[4096], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0 || !(slash = memrchr(self, '/', n))) {
+		error("--preload: cannot tell where memtrace is: %s", strerror(errno));
+		return MT_EXIT_RUNTIME;
+	}
+	*slash = 0;
+	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		if (snprintf(path, len, "%.3000s/%s", self, rel[i]) >= (int)len)
+			continue;
+		if (!stat(path, &a->preload_st))
+			return 0;
+	}
+	error("--preload: no libmemtrace-preload.so in %s or %s/../lib/memtrace", self, self);
+	return MT_EXIT_RUNTIME;
+}
+
+/* --preload: COMMAND's LD_PRELOAD gets the library first. 0, or an exit code. */
+static int setup_preload(struct app *a, const char *cmd_path)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char lib[4096], *v;
+	int dyn = mt_elf__is_dynamic(cmd_path), rc;
+
+	if (dyn == 0) {
+		error("--preload: %s is statically linked: no library can be preloaded into it "
+		      "(run without --preload)", cmd_path);
+		return MT_EXIT_USAGE;
+	}
+	if ((rc = find_preload(a, lib, sizeof(lib))))
+		return rc;
+	if (asprintf(&v, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "") < 0 ||
+	    setenv("LD_PRELOAD", v, 1)) {
+		error("out of memory");
+		return MT_EXIT_RUNTIME;
+	}
+	free(v);
+	return 0;
+}
+
 static int start_command(struct app *a, const char *path)
 {
 	struct mt_paths files;
 	struct target *t;
 	int err;
+
+	if (a->o.preload && (err = setup_preload(a, path)))
+		return err;
 
 	/* what the command will map, found as the dynamic loader will */
 	err = mt_target__dependencies(path, &files);
@@ -1364,7 +1424,7 @@ int main(int argc, char **argv)
 		.bpf_stats = a->o.bpf_stats, .mmap = a->o.mmap,
 		.max_allocs_per_proc = a->o.max_allocs_per_proc,
 		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
-		.unwind_fp = a->o.unwind_fp,
+		.unwind_fp = a->o.unwind_fp, .preload = a->o.preload,
 		.all = a->o.all, .self = getpid(),
 		.comms = (const char (*)[16])a->o.comms, .ncomms = a->o.ncomms,
 		.cgroup_fd = a->cgroup_fd,

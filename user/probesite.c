@@ -13,6 +13,7 @@ const char *mt_site_why__str(enum mt_site_why w)
 	case MT_SITE_ENTRY_EMULATED: return "entry (emulated)";
 	case MT_SITE_SKIPPED: return "after harmless instructions";
 	case MT_SITE_NULL_CHECK: return "after the NULL check";
+	case MT_SITE_NOP5: return "a 5-byte nop (optimized uprobe)";
 	default: return "entry (single-stepped)";
 	}
 }

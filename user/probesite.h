@@ -25,6 +25,7 @@ enum mt_site_why {
 	MT_SITE_SKIPPED,	/* moved past instructions without effect on us */
 	MT_SITE_NULL_CHECK,	/* moved past free's NULL check */
 	MT_SITE_ENTRY_FALLBACK,	/* nothing better found: entry */
+	MT_SITE_NOP5,		/* --preload's sites: a 5-byte nop, no trap */
 };
 
 struct mt_site {

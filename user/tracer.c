@@ -33,7 +33,8 @@ struct mt_tracer {
 	struct ring_buffer *events;
 	mt_exec_cb exec_cb;
 	void *exec_ctx;
-	struct bpf_program *enter_prog, *session_prog, *return_prog;
+	struct bpf_program *enter_prog, *session_prog, *return_prog, *preload_prog;
+	bool preload;		/* --preload: the wrapped functions are probed there */
 	bool session;		/* uprobe session links (Linux 6.13+) */
 	bool mmap;		/* --mmap: mmap and sbrk are traced */
 	const char *missing[MT_KERNEL_TPS + 1];
@@ -104,6 +105,25 @@ static const struct probe_def mmap_probes[] = {
 	{ "munmap", MT_FN_MUNMAP },
 	{ "mremap", MT_FN_MREMAP },
 	{ "sbrk", MT_FN_SBRK },
+};
+
+/* --preload: the probe sites of libmemtrace-preload.so (user/preload.c) */
+static const struct probe_def preload_probes[] = {
+	{ "memtrace_site_alloc", MT_FN_MALLOC },
+	{ "memtrace_site_free", MT_FN_FREE },
+	{ "memtrace_site_realloc", MT_FN_REALLOC },
+	{ "memtrace_site_return", MT_FN_PRELOAD_RETURN },
+};
+
+/*
+ * What the preload library wraps: in a shared library (which it comes
+ * before in the lookup), calls of these reach the library through the
+ * wrapper, whose sites see them. A program's own definitions come before
+ * the wrapper's and keep their probes.
+ */
+static const char *const preload_wrapped[] = {
+	"malloc", "calloc", "realloc", "free", "cfree",
+	"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -239,7 +259,8 @@ int mt_tracer__bpf_measuring(const struct mt_tracer *t)
 /* Only the allocator probes' programs: the ones the traced threads run. */
 void mt_tracer__bpf_time(struct mt_tracer *t, uint64_t *runs, uint64_t *ns)
 {
-	struct bpf_program *progs[] = { t->enter_prog, t->session_prog, t->return_prog };
+	struct bpf_program *progs[] = { t->enter_prog, t->session_prog, t->return_prog,
+					t->preload_prog };
 
 	*runs = *ns = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(progs); i++) {
@@ -247,6 +268,8 @@ void mt_tracer__bpf_time(struct mt_tracer *t, uint64_t *runs, uint64_t *ns)
 		__u32 len = sizeof(info);
 		int fd = bpf_program__fd(progs[i]);
 
+		if (i == 3 && progs[3] == progs[0])
+			break; /* --probe-floor: the same program */
 		if (fd >= 0 && !bpf_prog_get_info_by_fd(fd, &info, &len)) {
 			*runs += info.run_cnt;
 			*ns += info.run_time_ns;
@@ -451,6 +474,9 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->session_prog = o->probe_floor ? t->skel->progs.floor_session :
 					   t->skel->progs.alloc_session;
 	t->return_prog = o->probe_floor ? t->skel->progs.floor_return : t->skel->progs.alloc_return;
+	t->preload = o->preload;
+	t->preload_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.preload_site;
+	bpf_program__set_autoload(t->skel->progs.preload_site, o->preload && !o->probe_floor);
 	t->session = !o->no_session && kernel_has_uprobe_session();
 	t->mmap = o->mmap;
 	t->skel->rodata->use_session = t->session;
@@ -710,6 +736,54 @@ static bool defines(const char *const *names, const uint64_t *offs, size_t n, co
 	return false;
 }
 
+static bool wrapped(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(preload_wrapped); i++)
+		if (!strcmp(name, preload_wrapped[i]))
+			return true;
+	return false;
+}
+
+/* --preload: the library's probe sites, all at their first byte (a nop5). */
+static int attach_preload(struct mt_tracer *t, pid_t pid, const char *lib,
+			  struct mt_probe_info *info, int *ninfo)
+{
+	const char *names[ARRAY_SIZE(preload_probes)];
+	uint64_t offs[ARRAY_SIZE(preload_probes)], cookies[ARRAY_SIZE(preload_probes)];
+	__u64 tree = pid < 0 && t->tree ? MT_FN_TREE : 0;
+	int err, fd;
+
+	for (size_t i = 0; i < ARRAY_SIZE(preload_probes); i++)
+		names[i] = preload_probes[i].name;
+	err = mt_elf__func_offsets(lib, names, ARRAY_SIZE(names), offs);
+	if (err)
+		return err;
+	fd = open(lib, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (size_t i = 0; i < ARRAY_SIZE(preload_probes); i++) {
+		static const uint8_t nop5[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+		uint8_t code[5];
+
+		/* a site that is not the nop would trap: a wrong library */
+		if (!offs[i] || pread(fd, code, 5, offs[i]) != 5 || memcmp(code, nop5, 5)) {
+			close(fd);
+			return -ENOENT;
+		}
+		cookies[i] = preload_probes[i].fn | tree;
+		info[i] = (struct mt_probe_info){ .name = names[i], .offset = offs[i] };
+		info[i].site.why = MT_SITE_NOP5;
+		snprintf(info[i].site.first_insn, sizeof(info[i].site.first_insn),
+			 "nopl 0x0(%%rax,%%rax,1)");
+	}
+	close(fd);
+	*ninfo = ARRAY_SIZE(preload_probes);
+	err = add_link(t, t->preload_prog, pid, lib, offs, cookies, ARRAY_SIZE(offs), false);
+	if (!err)
+		t->nprobes += ARRAY_SIZE(offs);
+	return err;
+}
+
 int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_lib kind,
 		      struct mt_probe_info *info, int *ninfo)
 {
@@ -723,14 +797,20 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	uint64_t offs[MAX_PROBES], eo[MAX_PROBES], ec[MAX_PROBES], ro[MAX_PROBES], rc[MAX_PROBES];
 	size_t ne = 0, nr = 0;
 	const char *names[MAX_PROBES] = { 0 };
+	bool skip_wrapped;
 	int err, fd;
 
 	*ninfo = 0;
+	if (kind == MT_LIB_PRELOAD)
+		return attach_preload(t, pid, lib, info, ninfo);
 	for (size_t i = 0; i < n; i++)
 		names[i] = defs[i].name;
 	err = mt_elf__func_offsets(lib, names, n, offs);
 	if (err)
 		return err;
+	/* --preload: a library's wrapped functions are seen at the wrapper */
+	skip_wrapped = t->preload && (kind == MT_LIB_C || kind == MT_LIB_CXX) &&
+		       mt_elf__is_program(lib) == 0;
 	/* an allocator has malloc and free (plain, je_ or mi_); a C++
 	 * runtime or allocator at least operator new */
 	if (kind == MT_LIB_CUSTOM || kind == MT_LIB_MMAP) {
@@ -751,7 +831,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	for (size_t i = 0; i < n; i++) {
 		const char *alias = NULL;
 
-		if (!offs[i])
+		if (!offs[i] || (skip_wrapped && wrapped(names[i])))
 			continue;
 		/* aliases (aligned_alloc = memalign, cfree = free) share code:
 		 * probing both would count every call twice */

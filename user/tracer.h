@@ -22,6 +22,7 @@ struct mt_tracer_opts {
 	bool no_memo;		/* tests: walk every user stack (no walk_memo) */
 	bool memo_no_tags;	/* tests: walk_memo checks by its hash alone */
 	bool mmap;		/* --mmap: mmap, munmap, mremap, sbrk are traced */
+	bool preload;		/* --preload: malloc, free... at the preload library's sites */
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */
@@ -52,6 +53,7 @@ enum mt_lib {
 	MT_LIB_CXX,		/* libstdc++: operator new variants */
 	MT_LIB_CUSTOM,		/* --alloc-fn / --free-fn */
 	MT_LIB_MMAP,		/* --mmap: mmap, munmap, mremap, sbrk */
+	MT_LIB_PRELOAD,		/* --preload: libmemtrace-preload.so's probe sites */
 };
 
 /* Most probes one library gets. */

@@ -15,7 +15,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MEMTRACE = os.path.join(ROOT, "build", "memtrace")
 PROGS = os.path.join(ROOT, "build", "tests", "progs")
 # names of our BPF programs as bpftool shows them (15 chars at most)
-OUR_PROGS = {"alloc_enter", "alloc_session", "alloc_return"}
+OUR_PROGS = {"alloc_enter", "alloc_session", "alloc_return", "preload_site"}
 
 
 def prog(name):

@@ -155,6 +155,25 @@ Test(cli, all_and_filters)
 	cr_assert_eq(PARSE("-a", "--cgroup", ""), MT_CLI_ERROR);
 }
 
+Test(cli, preload)
+{
+	cr_assert_eq(PARSE("--", "ls"), MT_CLI_RUN);
+	cr_expect_not(o.preload, "off by default");
+	cr_assert_eq(PARSE("--preload", "--sample-bytes", "1M", "--", "ls", "--preload"),
+		     MT_CLI_RUN);
+	cr_expect(o.preload);
+	cr_expect_str_eq(o.cmd[1], "--preload", "the command's own flag stays its own");
+	cr_assert_eq(PARSE("--preload", "-p", "1"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "--preload needs -- COMMAND"), "%s", err);
+	cr_assert_eq(PARSE("--preload", "-a"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--preload", "--mmap", "--", "ls"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "does not go with --mmap"), "%s", err);
+	cr_assert_eq(PARSE("--free-fn", "xfree", "--preload", "--", "ls"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "does not go with --alloc-fn/--free-fn"), "%s", err);
+	cr_assert_eq(PARSE("--preload", "--unwind", "fp", "--", "ls"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "does not go with --unwind fp"), "%s", err);
+}
+
 Test(cli, sample_bytes)
 {
 	cr_assert_eq(PARSE("--sample-bytes", "512K", "-p", "1"), MT_CLI_RUN);

@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""--preload: the command runs with libmemtrace-preload.so, whose wrappers
+call probe sites that are 5-byte nops. The reports must be the ones the
+probes on the allocators give (those are checked exactly elsewhere), and
+also exact on their own."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import (MEMTRACE, ROOT, assert_no_probes_left, by_function, memtrace, prog,
+                      reports, trace_cmd)
+
+PRELOAD_LIB = os.path.join(ROOT, "build", "libmemtrace-preload.so")
+WRAPPED = {"malloc", "calloc", "realloc", "free", "_Znwm", "_Znam"}
+
+
+def table(rep, only=None):
+    """Stacks by their frames: counts and bytes, summed over processes."""
+    t = {}
+    for e in rep["stacks"]:
+        fr = tuple((f["symbol"], f.get("file"), f.get("line")) for f in e["frames"])
+        if only and not any(f[0] == only for f in fr):
+            continue
+        a = t.setdefault((fr, e["truncated"]), [0, 0, 0, 0, 0])
+        for i, k in enumerate(("alloc_count", "alloc_bytes", "free_count",
+                               "outstanding_count", "outstanding_bytes")):
+            a[i] += e[k]
+    return t
+
+
+def both(name, *args):
+    plain, _ = trace_cmd(name, *args)
+    pre, r = trace_cmd(name, *args, opts=("-n", "0", "--preload"))
+    assert "libmemtrace-preload.so" in r.stderr, r.stderr
+    return plain, pre
+
+
+@pytest.mark.parametrize("name", ["allocs", "cxx", "realloc_chain", "nofp", "nofp_cxx",
+                                  "uselib", "memo", "other_allocs_jemalloc",
+                                  "other_allocs_mimalloc", "children 8"])
+def test_same_report_as_probing_the_allocator(name):
+    plain, pre = both(*name.split())
+    assert table(pre) == table(plain)
+    # operator new's malloc is not a nested call there: new is wrapped
+    # whole, and the wrapper calls the next library's malloc directly
+    nested, pre_nested = plain["totals"].pop("nested_count"), pre["totals"].pop("nested_count")
+    if name in ("cxx", "nofp_cxx", "other_allocs_mimalloc"):
+        assert pre_nested < nested
+    else:
+        assert pre_nested == nested
+    assert pre["totals"] == plain["totals"]
+    assert pre["lost"] == plain["lost"]
+
+
+def test_exact_on_its_own():
+    rep, _ = trace_cmd("realloc_chain", opts=("-n", "0", "--preload"))
+    grow = by_function(rep["stacks"], "grow")
+    assert grow == {"outstanding_bytes": 32768, "outstanding_count": 1,
+                    "alloc_bytes": sum(64 << i for i in range(10)),
+                    "alloc_count": 10, "free_count": 9, "stacks": 1}
+    shrink = by_function(rep["stacks"], "shrink")
+    assert (shrink["alloc_count"], shrink["free_count"]) == (4, 3)
+    assert shrink["alloc_bytes"] == 4096 + 2048 + 1024 + 512
+    # the wrappers are never a frame: main calls grow, grow the allocator
+    g = [e for e in rep["stacks"] if e["frames"][0]["symbol"] == "grow"][0]
+    assert [f["symbol"] for f in g["frames"][:2]] == ["grow", "main"]
+    assert not any("libmemtrace-preload" in (f.get("object") or "") for f in g["frames"])
+
+
+def test_threads_without_the_tcache_frees():
+    plain, pre = both("threads")
+    assert table(pre) == table(plain)
+    got = by_function(pre["stacks"], "produce")
+    assert (got["alloc_count"], got["free_count"], got["outstanding_bytes"]) == \
+        (1000, 500, 500 * 512)
+    # glibc frees an exiting thread's tcache inside the library, not
+    # through free(): the wrapper does not see those four
+    assert plain["lost"]["free_untracked"] == 4
+    assert pre["lost"]["total"] == 0, pre["lost"]
+
+
+def test_tcmalloc_program_stacks():
+    # tcmalloc's own start-up calls its functions directly, not through
+    # the wrapper: only the program's allocations are compared
+    plain, pre = both("other_allocs_tcmalloc")
+    assert table(pre, only="main") == table(plain, only="main")
+    assert table(pre, only="main")
+
+
+def test_probes_sit_on_the_nops_and_the_wrapped_functions_are_not_probed():
+    r = memtrace("--json", "-v", "--preload", "--", prog("allocs"))
+    assert r.returncode == 0, r.stderr
+    hooked = {}
+    for line in r.stderr.splitlines():
+        if " hooked " in line:
+            names, lib = line.split(" hooked ", 1)[1].rsplit(" in ", 1)
+            hooked[os.path.basename(lib)] = set(names.split(", "))
+    assert hooked["libmemtrace-preload.so"] == {
+        "memtrace_site_alloc", "memtrace_site_free", "memtrace_site_realloc",
+        "memtrace_site_return"}
+    assert not hooked["libc.so.6"] & WRAPPED, hooked["libc.so.6"]
+    assert {"posix_memalign", "aligned_alloc"} <= hooked["libc.so.6"]
+    sites = [l for l in r.stderr.splitlines() if "memtrace_site_" in l and "probe at" in l]
+    assert len(sites) == 4 and all("a 5-byte nop" in l for l in sites), sites
+    assert_no_probes_left()
+
+
+def test_command_keeps_its_ld_preload():
+    jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+    r = memtrace("--preload", "--", "/bin/sh", "-c", 'echo "LD_PRELOAD=$LD_PRELOAD"',
+                 env=dict(os.environ, LD_PRELOAD=jemalloc))
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stdout.splitlines() if l.startswith("LD_PRELOAD=")][0]
+    assert line == f"LD_PRELOAD={os.path.realpath(PRELOAD_LIB)}:{jemalloc}", line
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("--preload", "-p", "1"), "--preload needs -- COMMAND"),
+    (("--preload", "-a"), "--preload needs -- COMMAND"),
+    (("--preload", "--mmap", "--", "/bin/true"), "--preload does not go with --mmap"),
+    (("--preload", "--alloc-fn", "xmalloc", "--", "/bin/true"),
+     "--preload does not go with --alloc-fn/--free-fn"),
+    (("--preload", "--unwind", "fp", "--", "/bin/true"),
+     "--preload does not go with --unwind fp"),
+])
+def test_bad_combinations(args, msg):
+    r = memtrace(*args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines()[0] == "Error: " + msg + (
+        " (a running process cannot preload a library)" if "needs" in msg else "")
+
+
+def test_static_command_is_refused():
+    r = memtrace("--preload", "--", prog("other_allocs_glibc_static"))
+    assert r.returncode == 2, r.stderr
+    assert "is statically linked: no library can be preloaded" in r.stderr.splitlines()[0]
+    assert_no_probes_left()

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * libmemtrace-preload.so: what `memtrace --preload -- CMD` puts in CMD's
+ * LD_PRELOAD. It wraps malloc, calloc, realloc, free and operator new and
+ * delete, and calls the real ones (the next definition: the C library's,
+ * or jemalloc's, tcmalloc's...). Around each call it calls a probe site,
+ * a function that is a 5-byte nop and a ret: memtrace's uprobes sit on
+ * those nops, which the kernel runs as a call into a trampoline (an
+ * optimized uprobe) instead of a breakpoint trap and an emulated or
+ * single-stepped instruction, the cost of probing the allocator itself.
+ * With no probes attached the sites are a nop and a ret.
+ *
+ * The sites get the caller's frame as it is just after the wrapper
+ * returns (return address, stack pointer, frame pointer), which is what a
+ * return probe on the allocator sees: memtrace walks the stack from there,
+ * so the wrapper is never a frame of the reports.
+ *
+ * Built without the C library (-nostdlib): no dependency to load, only
+ * dlsym, resolved from whichever C library the process has.
+ */
+#define _GNU_SOURCE /* RTLD_NEXT, RTLD_DEFAULT */
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* The probe sites (bpf/memtrace.bpf.c, preload_site): protected, so the
+ * calls below are direct, yet in the dynamic symbol table for memtrace. */
+#define SITE(name)                                                        \
+	__asm__(".text\n"                                                 \
+		".globl " #name "\n"                                      \
+		".protected " #name "\n"                                  \
+		".type " #name ",@function\n"                             \
+		".p2align 4\n" #name ":\n"                                \
+		".byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n" /* nopl 0(%rax,%rax) */ \
+		"ret\n"                                                   \
+		".size " #name ", .-" #name "\n")
+
+SITE(memtrace_site_alloc);
+SITE(memtrace_site_free);
+SITE(memtrace_site_realloc);
+SITE(memtrace_site_return);
+
+void memtrace_site_alloc(size_t size, void *p, void *pc, void *sp, void *bp);
+void memtrace_site_free(void *p);
+void memtrace_site_realloc(void *old, size_t size);
+void memtrace_site_return(void *p, void *pc, void *sp, void *bp);
+
+/* The caller's registers once this function has returned: return address,
+ * stack pointer above it, the frame pointer this function saved. */
+#define CALLER (((void **)__builtin_frame_address(0))[1]), \
+	((void **)__builtin_frame_address(0) + 2),          \
+	(((void **)__builtin_frame_address(0))[0])
+
+static void *(*next_malloc)(size_t);
+static void *(*next_calloc)(size_t, size_t);
+static void *(*next_realloc)(void *, size_t);
+static void (*next_free)(void *);
+static void *(*next_new)(size_t);
+static void *(*next_new_array)(size_t);
+static void *(*next_new_nt)(size_t, const void *);
+static void *(*next_new_array_nt)(size_t, const void *);
+static void (*program_free)(void *);
+/* The program defines malloc itself: its malloc and free are what it
+ * uses, probed where they are; new and delete go the usual way to them. */
+static int program_malloc;
+
+void *own_malloc(size_t n) __attribute__((alias("malloc"), visibility("hidden")));
+
+/*
+ * Allocations made while dlsym looks the functions up (it may allocate)
+ * come from here; they are never freed.
+ */
+static char boot[8192] __attribute__((aligned(16)));
+static size_t boot_used;
+static int resolving;
+
+static int in_boot(const void *p)
+{
+	return (const char *)p >= boot && (const char *)p < boot + sizeof(boot);
+}
+
+static void *boot_alloc(size_t n)
+{
+	void *p;
+
+	n = (n + 15) & ~(size_t)15;
+	if (n > sizeof(boot) - boot_used)
+		return NULL;
+	p = boot + boot_used;
+	boot_used += n;
+	return p;
+}
+
+static void resolve(void)
+{
+	if (resolving)
+		return;
+	resolving = 1;
+	next_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+	next_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
+	next_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+	next_new = (void *(*)(size_t))dlsym(RTLD_NEXT, "_Znwm");
+	next_new_array = (void *(*)(size_t))dlsym(RTLD_NEXT, "_Znam");
+	next_new_nt = (void *(*)(size_t, const void *))dlsym(RTLD_NEXT, "_ZnwmRKSt9nothrow_t");
+	next_new_array_nt =
+		(void *(*)(size_t, const void *))dlsym(RTLD_NEXT, "_ZnamRKSt9nothrow_t");
+	program_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "free");
+	program_malloc = dlsym(RTLD_DEFAULT, "malloc") != (void *)own_malloc;
+	/* last: the others are known once this one is */
+	__atomic_store_n(&next_malloc, (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc"),
+			 __ATOMIC_RELEASE);
+	resolving = 0;
+}
+
+static int ready(void)
+{
+	if (__builtin_expect(__atomic_load_n(&next_malloc, __ATOMIC_ACQUIRE) != NULL, 1))
+		return 1;
+	resolve();
+	return next_malloc != NULL;
+}
+
+__attribute__((constructor)) static void init(void)
+{
+	ready();
+}
+
+EXPORT void *malloc(size_t n)
+{
+	void *p;
+
+	if (!ready())
+		return boot_alloc(n);
+	p = next_malloc(n);
+	memtrace_site_alloc(n, p, CALLER);
+	return p;
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+	size_t total;
+	void *p;
+
+	if (!ready())
+		return __builtin_mul_overflow(n, size, &total) ? NULL : boot_alloc(total);
+	p = next_calloc(n, size);
+	if (__builtin_mul_overflow(n, size, &total))
+		total = SIZE_MAX; /* as memtrace's calloc probe: saturated */
+	memtrace_site_alloc(total, p, CALLER);
+	return p;
+}
+
+static void *from_boot(void *old, size_t n)
+{
+	char *p = malloc(n);
+	size_t left = (size_t)(boot + sizeof(boot) - (char *)old);
+
+	for (size_t i = 0; p && i < n && i < left; i++)
+		p[i] = ((char *)old)[i];
+	return p;
+}
+
+EXPORT void *realloc(void *old, size_t n)
+{
+	void *p;
+
+	if (in_boot(old))
+		return from_boot(old, n);
+	if (!ready())
+		return boot_alloc(n);
+	/* before: the old block leaves the books while it is still the
+	 * caller's, as at realloc's entry */
+	memtrace_site_realloc(old, n);
+	p = next_realloc(old, n);
+	memtrace_site_return(p, CALLER);
+	return p;
+}
+
+static void release(void *p)
+{
+	if (program_malloc) {
+		program_free(p);
+		return;
+	}
+	if (!p || in_boot(p))
+		return;
+	/* before the block is free: another thread's malloc may get its
+	 * address at once */
+	memtrace_site_free(p);
+	if (ready())
+		next_free(p);
+}
+
+EXPORT void free(void *p)
+{
+	release(p);
+}
+
+/*
+ * operator new: malloc, and the real operator new only when malloc
+ * fails (it runs the new-handler and throws; its own malloc calls come
+ * through malloc above), or when the program has its own malloc. new(0)
+ * asks malloc for 1 byte, as libstdc++'s.
+ */
+static inline __attribute__((always_inline)) void *new_block(size_t n)
+{
+	return ready() && !program_malloc ? next_malloc(n ? n : 1) : NULL;
+}
+
+EXPORT void *_Znwm(size_t n)
+{
+	void *p = new_block(n);
+
+	if (!p)
+		return next_new(n);
+	memtrace_site_alloc(n, p, CALLER);
+	return p;
+}
+
+EXPORT void *_Znam(size_t n)
+{
+	void *p = new_block(n);
+
+	if (!p)
+		return next_new_array(n);
+	memtrace_site_alloc(n, p, CALLER);
+	return p;
+}
+
+EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt)
+{
+	void *p = new_block(n);
+
+	if (!p)
+		return next_new_nt(n, nt);
+	memtrace_site_alloc(n, p, CALLER);
+	return p;
+}
+
+EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt)
+{
+	void *p = new_block(n);
+
+	if (!p)
+		return next_new_array_nt(n, nt);
+	memtrace_site_alloc(n, p, CALLER);
+	return p;
+}
+
+/* operator delete: free (libstdc++'s calls it; jemalloc's and tcmalloc's
+ * do not, and their new is malloc here) */
+EXPORT void _ZdlPv(void *p)
+{
+	release(p);
+}
+
+EXPORT void _ZdaPv(void *p)
+{
+	release(p);
+}
+
+EXPORT void _ZdlPvm(void *p, size_t n)
+{
+	release(p);
+}
+
+EXPORT void _ZdaPvm(void *p, size_t n)
+{
+	release(p);
+}
+
+EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt)
+{
+	release(p);
+}
+
+EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt)
+{
+	release(p);
+}
