@@ -1757,6 +1757,12 @@ int preload_site(struct pt_regs *ctx)
 	default:
 		break;
 	}
+	/* inside a function still probed (a program's own operator new, musl's
+	 * calloc): the outer call records it */
+	if (nested_in(thread_call(false), PT_REGS_SP(ctx))) {
+		count(MT_CNT_NESTED, 1);
+		return 0;
+	}
 	if (!a2) {
 		count(MT_CNT_ALLOC_FAILED, 1);
 		return 0;

@@ -130,26 +130,41 @@ int mt_elf__needed(const char *path, char **needed, int max, char *runpath, size
 	return n;
 }
 
-int mt_elf__is_dynamic(const char *path)
+int mt_elf__interp(const char *path, char *buf, size_t len)
 {
-	size_t n;
+	size_t n, size;
 	Elf *elf;
 	int fd, err, dyn = 0;
 
 	err = open_elf(path, &fd, &elf);
 	if (err)
 		return err;
+	if (len)
+		buf[0] = 0;
 	if (!elf_getphdrnum(elf, &n)) {
 		for (size_t i = 0; i < n; i++) {
 			GElf_Phdr ph;
+			const char *raw;
 
-			if (gelf_getphdr(elf, i, &ph) && ph.p_type == PT_INTERP)
-				dyn = 1;
+			if (!gelf_getphdr(elf, i, &ph) || ph.p_type != PT_INTERP)
+				continue;
+			dyn = 1;
+			raw = elf_rawfile(elf, &size);
+			if (len && raw && ph.p_offset < size)
+				snprintf(buf, len, "%.*s",
+					 (int)(size - ph.p_offset < ph.p_filesz ? size - ph.p_offset :
+										 ph.p_filesz),
+					 raw + ph.p_offset);
 		}
 	}
 	elf_end(elf);
 	close(fd);
 	return dyn;
+}
+
+int mt_elf__is_dynamic(const char *path)
+{
+	return mt_elf__interp(path, NULL, 0);
 }
 
 int mt_elf__is_program(const char *path)

@@ -21,6 +21,8 @@ int mt_elf__func_offsets(const char *path, const char *const *names, size_t n,
 int mt_elf__needed(const char *path, char **needed, int max, char *runpath, size_t len);
 /* 1 if the ELF file has a PT_INTERP (dynamically linked), 0 if not, -errno. */
 int mt_elf__is_dynamic(const char *path);
+/* The same, and the dynamic loader's path (PT_INTERP) into buf. */
+int mt_elf__interp(const char *path, char *buf, size_t len);
 /* 1 if the ELF file is a program (ET_EXEC, or a PIE: DF_1_PIE), 0 if a
  * shared library, -errno. */
 int mt_elf__is_program(const char *path);

@@ -64,6 +64,7 @@ struct app {
 	double tree_close_at;	/* when to close the per-process links; 0: done */
 	struct mt_paths pid_hooked;	/* --: files hooked per process, for the switch */
 	struct stat preload_st;	/* --preload: the library, known by dev and inode */
+	char preload_path[4096];
 	FILE *out;
 	int sigfd;
 	double start_s;
@@ -269,6 +270,12 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 			continue;
 		err = mt_tracer__attach(a->tracer, pid, path, kinds[k], info, &n);
 
+		if (err == -ENOENT && preload) {
+			error("--preload: %s has no probe sites (from another memtrace version?)",
+			      path);
+			mt_pairmap__put(a->hooked, owner, st.st_ino, 0);
+			return -MT_EXIT_RUNTIME;
+		}
 		if (err == -ENOENT || err == -ENOEXEC)
 			continue; /* not an allocator, or not ELF */
 		if (err) {
@@ -493,6 +500,12 @@ static int find_preload(struct app *a, char *path, size_t len)
 		return MT_EXIT_RUNTIME;
 	}
 	*slash = 0;
+	if (strpbrk(self, ": ")) {
+		/* LD_PRELOAD splits at both */
+		error("--preload: memtrace's directory %s has a ':' or a space in it: the "
+		      "library cannot be preloaded from there", self);
+		return MT_EXIT_RUNTIME;
+	}
 	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
 		if (snprintf(path, len, "%.3000s/%s", self, rel[i]) >= (int)len)
 			continue;
@@ -506,16 +519,29 @@ static int find_preload(struct app *a, char *path, size_t len)
 /* --preload: COMMAND's LD_PRELOAD gets the library first. 0, or an exit code. */
 static int setup_preload(struct app *a, const char *cmd_path)
 {
-	const char *old = getenv("LD_PRELOAD");
-	char lib[4096], *v;
-	int dyn = mt_elf__is_dynamic(cmd_path), rc;
+	const char *old = getenv("LD_PRELOAD"), *name = "malloc";
+	char *lib = a->preload_path, interp[512], *v;
+	int dyn = mt_elf__interp(cmd_path, interp, sizeof(interp)), rc;
+	uint64_t off = 0;
 
 	if (dyn == 0) {
 		error("--preload: %s is statically linked: no library can be preloaded into it "
 		      "(run without --preload)", cmd_path);
 		return MT_EXIT_USAGE;
 	}
-	if ((rc = find_preload(a, lib, sizeof(lib))))
+	if (dyn > 0 && strstr(interp, "musl")) {
+		/* musl's aligned_alloc and posix_memalign fail once any other
+		 * library defines malloc */
+		error("--preload: %s runs on musl, whose allocator cannot be wrapped (run "
+		      "without --preload)", cmd_path);
+		return MT_EXIT_USAGE;
+	}
+	if (!mt_elf__func_offsets(cmd_path, &name, 1, &off) && off) {
+		error("--preload: %s defines malloc itself, which comes before any wrapper "
+		      "(run without --preload)", cmd_path);
+		return MT_EXIT_USAGE;
+	}
+	if ((rc = find_preload(a, lib, sizeof(a->preload_path))))
 		return rc;
 	if (asprintf(&v, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "") < 0 ||
 	    setenv("LD_PRELOAD", v, 1)) {
@@ -962,6 +988,33 @@ static void on_newborn(struct app *a, pid_t pid)
 	}
 }
 
+/* --preload: does pid's environment (as exec gave it) preload the library? */
+static bool preloaded(struct app *a, pid_t pid)
+{
+	char path[64], buf[65536];
+	size_t len = strlen(a->preload_path), got = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true; /* cannot tell: say nothing */
+	while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += n;
+	close(fd);
+	buf[got] = 0;
+	for (char *e = buf; e < buf + got; e += strlen(e) + 1) {
+		if (strncmp(e, "LD_PRELOAD=", 11))
+			continue;
+		for (char *p = e + 11; (p = strstr(p, a->preload_path)); p += len)
+			if ((p == e + 11 || p[-1] == ':' || p[-1] == ' ') &&
+			    (!p[len] || p[len] == ':' || p[len] == ' '))
+				return true;
+	}
+	return false;
+}
+
 /* --: a traced process exec'd: hook its new program and libraries (found
  * as the dynamic loader will) before it runs. */
 static void follow_exec(struct app *a, pid_t pid)
@@ -971,6 +1024,15 @@ static void follow_exec(struct app *a, pid_t pid)
 	struct target *t = find_target(a, pid);
 
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
+	if (a->o.preload && mt_elf__is_dynamic(exe) == 1 && !preloaded(a, pid)) {
+		char prog[4096];
+		ssize_t n = readlink(exe, prog, sizeof(prog) - 1);
+
+		prog[n > 0 ? n : 0] = 0;
+		fprintf(stderr, "memtrace: warning: PID %d (%s) runs without "
+			"libmemtrace-preload.so (its LD_PRELOAD was changed): its malloc, calloc, "
+			"realloc, free and operator new are not seen\n", pid, prog);
+	}
 	if (!mt_target__dependencies(exe, &files)) {
 		hook_files(a, pid, &files, true);
 		mt_paths__clear(&files);

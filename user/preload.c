@@ -18,7 +18,7 @@
  * Built without the C library (-nostdlib): no dependency to load, only
  * dlsym, resolved from whichever C library the process has.
  */
-#define _GNU_SOURCE /* RTLD_NEXT, RTLD_DEFAULT */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,12 +61,12 @@ static void *(*next_new)(size_t);
 static void *(*next_new_array)(size_t);
 static void *(*next_new_nt)(size_t, const void *);
 static void *(*next_new_array_nt)(size_t, const void *);
-static void (*program_free)(void *);
-/* The program defines malloc itself: its malloc and free are what it
- * uses, probed where they are; new and delete go the usual way to them. */
-static int program_malloc;
-
-void *own_malloc(size_t n) __attribute__((alias("malloc"), visibility("hidden")));
+/* mimalloc's own names: the same code as its malloc..., which are not
+ * probed any more; called directly, they must come here too */
+static void *(*next_mi_malloc)(size_t);
+static void *(*next_mi_calloc)(size_t, size_t);
+static void *(*next_mi_realloc)(void *, size_t);
+static void (*next_mi_free)(void *);
 
 /*
  * Allocations made while dlsym looks the functions up (it may allocate)
@@ -106,8 +106,6 @@ static void resolve(void)
 	next_new_nt = (void *(*)(size_t, const void *))dlsym(RTLD_NEXT, "_ZnwmRKSt9nothrow_t");
 	next_new_array_nt =
 		(void *(*)(size_t, const void *))dlsym(RTLD_NEXT, "_ZnamRKSt9nothrow_t");
-	program_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "free");
-	program_malloc = dlsym(RTLD_DEFAULT, "malloc") != (void *)own_malloc;
 	/* last: the others are known once this one is */
 	__atomic_store_n(&next_malloc, (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc"),
 			 __ATOMIC_RELEASE);
@@ -178,12 +176,21 @@ EXPORT void *realloc(void *old, size_t n)
 	return p;
 }
 
+/* A function of the next library, looked up when first needed (it may be
+ * loaded after the wrapper: dlopen); NULL if there is none. */
+static void *next(void *slot, const char *name)
+{
+	void *f = __atomic_load_n((void **)slot, __ATOMIC_ACQUIRE);
+
+	if (!f && ready()) {
+		f = dlsym(RTLD_NEXT, name);
+		__atomic_store_n((void **)slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
 static void release(void *p)
 {
-	if (program_malloc) {
-		program_free(p);
-		return;
-	}
 	if (!p || in_boot(p))
 		return;
 	/* before the block is free: another thread's malloc may get its
@@ -191,6 +198,49 @@ static void release(void *p)
 	memtrace_site_free(p);
 	if (ready())
 		next_free(p);
+}
+
+EXPORT void *mi_malloc(size_t n)
+{
+	void *(*f)(size_t) = next(&next_mi_malloc, "mi_malloc");
+	void *p = f ? f(n) : NULL;
+
+	memtrace_site_alloc(n, p, CALLER);
+	return p;
+}
+
+EXPORT void *mi_calloc(size_t n, size_t size)
+{
+	void *(*f)(size_t, size_t) = next(&next_mi_calloc, "mi_calloc");
+	void *p = f ? f(n, size) : NULL;
+	size_t total;
+
+	if (__builtin_mul_overflow(n, size, &total))
+		total = SIZE_MAX;
+	memtrace_site_alloc(total, p, CALLER);
+	return p;
+}
+
+EXPORT void *mi_realloc(void *old, size_t n)
+{
+	void *(*f)(void *, size_t) = next(&next_mi_realloc, "mi_realloc");
+	void *p;
+
+	memtrace_site_realloc(old, n);
+	p = f ? f(old, n) : NULL;
+	memtrace_site_return(p, CALLER);
+	return p;
+}
+
+EXPORT void mi_free(void *p)
+{
+	void (*f)(void *) = next(&next_mi_free, "mi_free");
+
+	if (!p)
+		return;
+	memtrace_site_free(p);
+	if (f)
+		f(p);
 }
 
 EXPORT void free(void *p)
@@ -201,20 +251,23 @@ EXPORT void free(void *p)
 /*
  * operator new: malloc, and the real operator new only when malloc
  * fails (it runs the new-handler and throws; its own malloc calls come
- * through malloc above), or when the program has its own malloc. new(0)
- * asks malloc for 1 byte, as libstdc++'s.
+ * through malloc above). new(0) asks malloc for 1 byte, as libstdc++'s.
+ * A library loaded later may bring the real one: looked up again then.
  */
 static inline __attribute__((always_inline)) void *new_block(size_t n)
 {
-	return ready() && !program_malloc ? next_malloc(n ? n : 1) : NULL;
+	return ready() ? next_malloc(n ? n : 1) : NULL;
 }
 
 EXPORT void *_Znwm(size_t n)
 {
 	void *p = new_block(n);
 
-	if (!p)
-		return next_new(n);
+	if (!p) {
+		void *(*f)(size_t) = next(&next_new, "_Znwm");
+
+		return f ? f(n) : NULL;
+	}
 	memtrace_site_alloc(n, p, CALLER);
 	return p;
 }
@@ -223,8 +276,11 @@ EXPORT void *_Znam(size_t n)
 {
 	void *p = new_block(n);
 
-	if (!p)
-		return next_new_array(n);
+	if (!p) {
+		void *(*f)(size_t) = next(&next_new_array, "_Znam");
+
+		return f ? f(n) : NULL;
+	}
 	memtrace_site_alloc(n, p, CALLER);
 	return p;
 }
@@ -233,8 +289,11 @@ EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt)
 {
 	void *p = new_block(n);
 
-	if (!p)
-		return next_new_nt(n, nt);
+	if (!p) {
+		void *(*f)(size_t, const void *) = next(&next_new_nt, "_ZnwmRKSt9nothrow_t");
+
+		return f ? f(n, nt) : NULL;
+	}
 	memtrace_site_alloc(n, p, CALLER);
 	return p;
 }
@@ -243,8 +302,11 @@ EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt)
 {
 	void *p = new_block(n);
 
-	if (!p)
-		return next_new_array_nt(n, nt);
+	if (!p) {
+		void *(*f)(size_t, const void *) = next(&next_new_array_nt, "_ZnamRKSt9nothrow_t");
+
+		return f ? f(n, nt) : NULL;
+	}
 	memtrace_site_alloc(n, p, CALLER);
 	return p;
 }

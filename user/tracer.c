@@ -124,6 +124,7 @@ static const struct probe_def preload_probes[] = {
 static const char *const preload_wrapped[] = {
 	"malloc", "calloc", "realloc", "free", "cfree",
 	"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+	"mi_malloc", "mi_calloc", "mi_realloc", "mi_free",
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
