@@ -1602,6 +1602,14 @@ static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 	return 0;
 }
 
+/* Is this probe hit one of a traced process? (cookie: the attach cookie) */
+static __always_inline bool traced_hit(__u64 cookie, __u32 tgid)
+{
+	if ((cookie & MT_FN_TREE) && !bpf_map_lookup_elem(&targets, &tgid))
+		return false;
+	return !(trace_all || filter_comm || filter_cgroup) || selected(tgid);
+}
+
 /*
  * The entry of every allocator function; the attach cookie says which
  * one. 0 or MT_NO_RETURN (enter_as).
@@ -1613,9 +1621,7 @@ static __always_inline int on_entry(struct pt_regs *ctx)
 	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a3 = PT_REGS_PARM3(ctx);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
-	if ((cookie & MT_FN_TREE) && !bpf_map_lookup_elem(&targets, &tgid))
-		return MT_NO_RETURN;
-	if ((trace_all || filter_comm || filter_cgroup) && !selected(tgid))
+	if (!traced_hit(cookie, tgid))
 		return MT_NO_RETURN;
 	switch (fn) {
 	case MT_FN_MMAP:	/* anonymous only: file mappings are not allocations */
@@ -1740,9 +1746,7 @@ int preload_site(struct pt_regs *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct mt_frame f;
 
-	if ((cookie & MT_FN_TREE) && !bpf_map_lookup_elem(&targets, &tgid))
-		return 0;
-	if ((trace_all || filter_comm || filter_cgroup) && !selected(tgid))
+	if (!traced_hit(cookie, tgid))
 		return 0;
 	switch (cookie & ~MT_FN_TREE) {
 	case MT_FN_FREE:

@@ -91,39 +91,51 @@ int mt_elf__func_offsets(const char *path, const char *const *names, size_t n,
 	return 0;
 }
 
-int mt_elf__needed(const char *path, char **needed, int max, char *runpath, size_t len)
+/* The dynamic section's entries (*n of them) and its header; NULL if none. */
+static Elf_Data *dynamic(Elf *elf, GElf_Shdr *sh, size_t *n)
 {
 	Elf_Scn *scn = NULL;
+
+	*n = 0;
+	while ((scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, sh) || sh->sh_type != SHT_DYNAMIC)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (data && sh->sh_entsize)
+			*n = sh->sh_size / sh->sh_entsize;
+		return data;
+	}
+	return NULL;
+}
+
+int mt_elf__needed(const char *path, char **needed, int max, char *runpath, size_t len)
+{
 	int fd, err, n = 0;
+	Elf_Data *data;
+	GElf_Shdr sh;
+	GElf_Dyn d;
+	size_t nd;
 	Elf *elf;
 
 	runpath[0] = 0;
 	err = open_elf(path, &fd, &elf);
 	if (err)
 		return err;
-	while ((scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *data;
+	data = dynamic(elf, &sh, &nd);
+	for (size_t i = 0; i < nd && gelf_getdyn(data, i, &d); i++) {
+		const char *s;
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC)
+		if (d.d_tag != DT_NEEDED && d.d_tag != DT_RUNPATH && d.d_tag != DT_RPATH)
 			continue;
-		data = elf_getdata(scn, NULL);
-		for (size_t i = 0; data && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Dyn d;
-			const char *s;
-
-			if (!gelf_getdyn(data, i, &d))
-				break;
-			if (d.d_tag != DT_NEEDED && d.d_tag != DT_RUNPATH && d.d_tag != DT_RPATH)
-				continue;
-			s = elf_strptr(elf, sh.sh_link, d.d_un.d_val);
-			if (!s)
-				continue;
-			if (d.d_tag == DT_NEEDED && n < max)
-				needed[n++] = strdup(s);
-			else if (d.d_tag != DT_NEEDED && (d.d_tag == DT_RUNPATH || !runpath[0]))
-				snprintf(runpath, len, "%s", s);
-		}
+		s = elf_strptr(elf, sh.sh_link, d.d_un.d_val);
+		if (!s)
+			continue;
+		if (d.d_tag == DT_NEEDED && n < max)
+			needed[n++] = strdup(s);
+		else if (d.d_tag != DT_NEEDED && (d.d_tag == DT_RUNPATH || !runpath[0]))
+			snprintf(runpath, len, "%s", s);
 	}
 	elf_end(elf);
 	close(fd);
@@ -169,9 +181,12 @@ int mt_elf__is_dynamic(const char *path)
 
 int mt_elf__is_program(const char *path)
 {
-	Elf_Scn *scn = NULL;
-	GElf_Ehdr eh;
 	int fd, err, prog = 0;
+	Elf_Data *data;
+	GElf_Ehdr eh;
+	GElf_Shdr sh;
+	GElf_Dyn d;
+	size_t nd;
 	Elf *elf;
 
 	err = open_elf(path, &fd, &elf);
@@ -179,22 +194,10 @@ int mt_elf__is_program(const char *path)
 		return err;
 	if (gelf_getehdr(elf, &eh) && eh.e_type == ET_EXEC)
 		prog = 1;
-	while (!prog && (scn = elf_nextscn(elf, scn))) {
-		GElf_Shdr sh;
-		Elf_Data *data;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC)
-			continue;
-		data = elf_getdata(scn, NULL);
-		for (size_t i = 0; data && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
-			GElf_Dyn d;
-
-			if (!gelf_getdyn(data, i, &d))
-				break;
-			if (d.d_tag == DT_FLAGS_1 && (d.d_un.d_val & DF_1_PIE))
-				prog = 1;
-		}
-	}
+	data = prog ? NULL : dynamic(elf, &sh, &nd);
+	for (size_t i = 0; data && i < nd && gelf_getdyn(data, i, &d); i++)
+		if (d.d_tag == DT_FLAGS_1 && (d.d_un.d_val & DF_1_PIE))
+			prog = 1;
 	elf_end(elf);
 	close(fd);
 	return prog;

@@ -1007,10 +1007,14 @@ static bool preloaded(struct app *a, pid_t pid)
 	for (char *e = buf; e < buf + got; e += strlen(e) + 1) {
 		if (strncmp(e, "LD_PRELOAD=", 11))
 			continue;
-		for (char *p = e + 11; (p = strstr(p, a->preload_path)); p += len)
-			if ((p == e + 11 || p[-1] == ':' || p[-1] == ' ') &&
-			    (!p[len] || p[len] == ':' || p[len] == ' '))
+		/* split as the loader does (mt_target__dependencies too) */
+		for (const char *p = e + 11; *p;) {
+			size_t n = strcspn(p, ": ");
+
+			if (n == len && !strncmp(p, a->preload_path, len))
 				return true;
+			p += n + (p[n] != 0);
+		}
 	}
 	return false;
 }

@@ -136,16 +136,22 @@ EXPORT void *malloc(size_t n)
 	return p;
 }
 
-EXPORT void *calloc(size_t n, size_t size)
+/* calloc's bytes, saturated as memtrace's calloc probe does */
+static size_t calloc_size(size_t n, size_t size)
 {
 	size_t total;
+
+	return __builtin_mul_overflow(n, size, &total) ? SIZE_MAX : total;
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+	size_t total = calloc_size(n, size);
 	void *p;
 
 	if (!ready())
-		return __builtin_mul_overflow(n, size, &total) ? NULL : boot_alloc(total);
+		return total == SIZE_MAX ? NULL : boot_alloc(total);
 	p = next_calloc(n, size);
-	if (__builtin_mul_overflow(n, size, &total))
-		total = SIZE_MAX; /* as memtrace's calloc probe: saturated */
 	memtrace_site_alloc(total, p, CALLER);
 	return p;
 }
@@ -189,15 +195,16 @@ static void *next(void *slot, const char *name)
 	return f;
 }
 
-static void release(void *p)
+/* free and its kin: f frees (NULL: nothing to call) */
+static void release(void *p, void (*f)(void *))
 {
 	if (!p || in_boot(p))
 		return;
 	/* before the block is free: another thread's malloc may get its
 	 * address at once */
 	memtrace_site_free(p);
-	if (ready())
-		next_free(p);
+	if (f)
+		f(p);
 }
 
 EXPORT void *mi_malloc(size_t n)
@@ -213,11 +220,8 @@ EXPORT void *mi_calloc(size_t n, size_t size)
 {
 	void *(*f)(size_t, size_t) = next(&next_mi_calloc, "mi_calloc");
 	void *p = f ? f(n, size) : NULL;
-	size_t total;
 
-	if (__builtin_mul_overflow(n, size, &total))
-		total = SIZE_MAX;
-	memtrace_site_alloc(total, p, CALLER);
+	memtrace_site_alloc(calloc_size(n, size), p, CALLER);
 	return p;
 }
 
@@ -234,18 +238,19 @@ EXPORT void *mi_realloc(void *old, size_t n)
 
 EXPORT void mi_free(void *p)
 {
-	void (*f)(void *) = next(&next_mi_free, "mi_free");
+	release(p, next(&next_mi_free, "mi_free"));
+}
 
-	if (!p)
-		return;
-	memtrace_site_free(p);
-	if (f)
-		f(p);
+/* free, and operator delete (libstdc++'s calls free; jemalloc's and
+ * tcmalloc's do not, and their new is malloc here) */
+static void release_free(void *p)
+{
+	release(p, ready() ? next_free : NULL);
 }
 
 EXPORT void free(void *p)
 {
-	release(p);
+	release_free(p);
 }
 
 /*
@@ -311,34 +316,32 @@ EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt)
 	return p;
 }
 
-/* operator delete: free (libstdc++'s calls it; jemalloc's and tcmalloc's
- * do not, and their new is malloc here) */
 EXPORT void _ZdlPv(void *p)
 {
-	release(p);
+	release_free(p);
 }
 
 EXPORT void _ZdaPv(void *p)
 {
-	release(p);
+	release_free(p);
 }
 
 EXPORT void _ZdlPvm(void *p, size_t n)
 {
-	release(p);
+	release_free(p);
 }
 
 EXPORT void _ZdaPvm(void *p, size_t n)
 {
-	release(p);
+	release_free(p);
 }
 
 EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt)
 {
-	release(p);
+	release_free(p);
 }
 
 EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt)
 {
-	release(p);
+	release_free(p);
 }

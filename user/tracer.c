@@ -268,10 +268,11 @@ void mt_tracer__bpf_time(struct mt_tracer *t, uint64_t *runs, uint64_t *ns)
 		struct bpf_prog_info info = {};
 		__u32 len = sizeof(info);
 		int fd = bpf_program__fd(progs[i]);
+		bool seen = false;
 
-		if (i == 3 && progs[3] == progs[0])
-			break; /* --probe-floor: the same program */
-		if (fd >= 0 && !bpf_prog_get_info_by_fd(fd, &info, &len)) {
+		for (size_t j = 0; j < i; j++)
+			seen |= progs[j] == progs[i]; /* --probe-floor: floor_enter twice */
+		if (!seen && fd >= 0 && !bpf_prog_get_info_by_fd(fd, &info, &len)) {
 			*runs += info.run_cnt;
 			*ns += info.run_time_ns;
 		}
