@@ -65,10 +65,12 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 
 # --preload's library (user/preload.c): no C library linked (it loads into
 # any dynamically linked program), frame pointers (its wrappers pass their
-# caller's frame), no builtins (calloc must not become a call to calloc)
+# caller's frame), no builtins (calloc must not become a call to calloc),
+# no tail calls (dlsym(RTLD_NEXT) looks after the object that called it:
+# jumped to from a constructor, that would be the dynamic loader)
 PRELOAD_LIB := $(BUILD)/libmemtrace-preload.so
 PRELOAD_FLAGS := -O2 -g -fPIC -shared -nostdlib -fno-builtin -fno-omit-frame-pointer \
-	-fno-stack-protector -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter
+	-fno-optimize-sibling-calls -fno-stack-protector -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter
 
 BENCH_BINS := $(BUILD)/bench/churn $(BUILD)/bench/cxx_work
 

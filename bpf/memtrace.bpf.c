@@ -1408,7 +1408,7 @@ static __always_inline bool nested_in(const struct mt_call *c, __u64 sp)
 static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, __u64 arg,
 				    bool record)
 {
-	bool leaf = fn & MT_FN_LEAF;
+	bool leaf = fn & MT_FN_LEAF, presampled = fn & MT_FN_PRESAMPLED;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 sp = PT_REGS_SP(ctx);
 	struct mt_call *c = thread_call(true);
@@ -1428,8 +1428,8 @@ static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, _
 
 		bpf_map_update_elem(&allocs, &k, &c->old, BPF_NOEXIST);
 	}
-	fn &= ~MT_FN_LEAF;
-	record = record && (!sample_bytes || sample(size));
+	fn &= ~(MT_FN_LEAF | MT_FN_PRESAMPLED);
+	record = record && (presampled || !sample_bytes || sample(size));
 	if (!record && leaf && fn != MT_FN_REALLOC && fn != MT_FN_REALLOCARRAY &&
 	    fn != MT_FN_MREMAP) {
 		/* realloc and mremap always move an old block */
@@ -1732,11 +1732,14 @@ int floor_return(struct pt_regs *ctx)
 /*
  * --preload: the probe sites of libmemtrace-preload.so (user/preload.c),
  * 5-byte nops, which the kernel turns into a call (an optimized uprobe: no
- * trap). Its wrappers of malloc, calloc, operator new, realloc and free
- * call them around the real function, with the caller's frame:
- *   after an allocation (size, block, pc, sp, bp): recorded at once;
- *   before a free (block), and before realloc (old, size): as at the
- *   entries above; after realloc (block, pc, sp, bp): as at its return.
+ * trap). Its wrappers of the allocator's functions call them around the
+ * real function, with the caller's frame:
+ *   after an allocation (size, block, pc, sp, bp, rate): recorded at once;
+ *   before a free (block), and before realloc (old, size, rate, sampled):
+ *   as at the entries above; after realloc (block, pc, sp, bp): as at its
+ *   return.
+ * rate: with --preload --sample-bytes N the library samples (rate N) and
+ * calls the sites only for the blocks it sampled.
  */
 SEC("uprobe.multi")
 int preload_site(struct pt_regs *ctx)
@@ -1752,8 +1755,11 @@ int preload_site(struct pt_regs *ctx)
 	case MT_FN_FREE:
 		free_enter(ctx, a1);
 		return 0;
-	case MT_FN_REALLOC:
-		enter(ctx, MT_FN_REALLOC, a2, a1);
+	case MT_FN_REALLOC:	/* (old, size, rate, sampled) */
+		if (sample_bytes && PT_REGS_PARM3(ctx) == sample_bytes)
+			enter_as(ctx, MT_FN_REALLOC | MT_FN_PRESAMPLED, a2, a1, PT_REGS_PARM4(ctx));
+		else
+			enter(ctx, MT_FN_REALLOC, a2, a1);
 		return 0;
 	case MT_FN_PRELOAD_RETURN:
 		f = (struct mt_frame){ a2, PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx) };
@@ -1771,7 +1777,9 @@ int preload_site(struct pt_regs *ctx)
 		count(MT_CNT_ALLOC_FAILED, 1);
 		return 0;
 	}
-	if (sample_bytes && !sample(a1))
+	/* (size, block, pc, sp, bp, rate): the library sampled already when
+	 * its rate is ours (MEMTRACE_SAMPLE_BYTES) */
+	if (sample_bytes && PT_REGS_PARM6(ctx) != sample_bytes && !sample(a1))
 		return 0;
 	f = (struct mt_frame){ PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx) };
 	record_alloc(ctx, tgid, a2, a1, 0, &f);

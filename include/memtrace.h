@@ -47,6 +47,9 @@ enum mt_fn {
 	/* attach cookie flag: a link for every process (-- with a process
 	 * tree): the program keeps the calls of processes in `targets` */
 	MT_FN_TREE = 1u << 17,
+	/* enter_as: the caller decided whether the call is sampled (the
+	 * preload library's realloc site) */
+	MT_FN_PRESAMPLED = 1u << 18,
 };
 
 /*

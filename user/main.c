@@ -246,19 +246,23 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 	bool preload;
 	long seen;
 
-	/* each file once per process (once for all, with -a or a process
-	 * tree): probes twice on one function would count every call twice */
-	if (a->tree)
-		pid = -1;
 	if (stat(path, &st))
 		return 0; /* gone meanwhile */
+	/* the preload library: only its sites (its malloc is a wrapper) */
+	preload = a->o.preload && st.st_dev == a->preload_st.st_dev &&
+		  st.st_ino == a->preload_st.st_ino;
+	/* each file once per process (once for all, with -a or a process
+	 * tree): probes twice on one function would count every call twice.
+	 * The preload library's sites record at once, with no entry state
+	 * that would merge two links' sightings of one call (as when the
+	 * tree's links take over): one set of links for the tree from the
+	 * start (only the command's processes preload it). */
+	if (a->tree || preload)
+		pid = -1;
 	owner = (uint64_t)(uint32_t)(pid < 0 ? 0 : pid) << 32 | (uint32_t)st.st_dev;
 	seen = mt_pairmap__get(a->hooked, owner, st.st_ino);
 	if (seen >= 0)
 		return (int)seen;
-	/* the preload library: only its sites (its malloc is a wrapper) */
-	preload = a->o.preload && st.st_dev == a->preload_st.st_dev &&
-		  st.st_ino == a->preload_st.st_ino;
 
 	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		struct mt_probe_info info[MT_MAX_LIB_PROBES];
@@ -288,7 +292,9 @@ static int attach_object(struct app *a, pid_t pid, const char *path)
 			mt_pairmap__put(a->hooked, owner, st.st_ino, 0); /* said once */
 			return -MT_EXIT_RUNTIME;
 		}
-		print_probes(pid, a->tree, path, info, n);
+		if (!n)
+			continue; /* --preload: all of it wrapped */
+		print_probes(pid, a->tree || preload, path, info, n);
 		hooked++;
 		for (int i = 0; kinds[k] == MT_LIB_CUSTOM && i < n; i++)
 			for (int c = 0; c < a->o.ncustom; c++)
@@ -549,6 +555,18 @@ static int setup_preload(struct app *a, const char *cmd_path)
 		return MT_EXIT_RUNTIME;
 	}
 	free(v);
+	/* --sample-bytes: the library samples, at the same rate */
+	if (a->o.sample_bytes) {
+		char rate[32];
+
+		snprintf(rate, sizeof(rate), "%llu", (unsigned long long)a->o.sample_bytes);
+		if (setenv("MEMTRACE_SAMPLE_BYTES", rate, 1)) {
+			error("out of memory");
+			return MT_EXIT_RUNTIME;
+		}
+	} else {
+		unsetenv("MEMTRACE_SAMPLE_BYTES");
+	}
 	return 0;
 }
 

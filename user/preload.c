@@ -15,6 +15,12 @@
  * return probe on the allocator sees: memtrace walks the stack from there,
  * so the wrapper is never a frame of the reports.
  *
+ * With `memtrace --preload --sample-bytes N`, MEMTRACE_SAMPLE_BYTES=N in
+ * the environment: the library samples (Poisson by bytes, as memtrace's
+ * BPF does) and keeps the set of sampled blocks, so that an allocation not
+ * sampled, and the free of a block not sampled, reach no site: no probe
+ * runs for them at all.
+ *
  * Built without the C library (-nostdlib): no dependency to load, only
  * dlsym, resolved from whichever C library the process has.
  */
@@ -42,9 +48,11 @@ SITE(memtrace_site_free);
 SITE(memtrace_site_realloc);
 SITE(memtrace_site_return);
 
-void memtrace_site_alloc(size_t size, void *p, void *pc, void *sp, void *bp);
+/* rate: the library's --sample-bytes (0: every call comes to its site);
+ * sampled: whether realloc's new block is one */
+void memtrace_site_alloc(size_t size, void *p, void *pc, void *sp, void *bp, uint64_t rate);
 void memtrace_site_free(void *p);
-void memtrace_site_realloc(void *old, size_t size);
+void memtrace_site_realloc(void *old, size_t size, uint64_t rate, int sampled);
 void memtrace_site_return(void *p, void *pc, void *sp, void *bp);
 
 /* The caller's registers once this function has returned: return address,
@@ -57,16 +65,12 @@ static void *(*next_malloc)(size_t);
 static void *(*next_calloc)(size_t, size_t);
 static void *(*next_realloc)(void *, size_t);
 static void (*next_free)(void *);
-static void *(*next_new)(size_t);
-static void *(*next_new_array)(size_t);
-static void *(*next_new_nt)(size_t, const void *);
-static void *(*next_new_array_nt)(size_t, const void *);
-/* mimalloc's own names: the same code as its malloc..., which are not
- * probed any more; called directly, they must come here too */
-static void *(*next_mi_malloc)(size_t);
-static void *(*next_mi_calloc)(size_t, size_t);
-static void *(*next_mi_realloc)(void *, size_t);
 static void (*next_mi_free)(void *);
+static int (*next_posix_memalign)(void **, size_t, size_t);
+static void *(*next_reallocarray)(void *, size_t, size_t);
+
+/* the run's --sample-bytes (MEMTRACE_SAMPLE_BYTES); 0: not sampling */
+static uint64_t rate;
 
 /*
  * Allocations made while dlsym looks the functions up (it may allocate)
@@ -93,19 +97,33 @@ static void *boot_alloc(size_t n)
 	return p;
 }
 
+/* a decimal number, 0 if it is not one */
+static uint64_t decimal(const char *s)
+{
+	uint64_t v = 0;
+
+	if (!s || !*s)
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	return v;
+}
+
 static void resolve(void)
 {
+	char *(*env)(const char *);
+
 	if (resolving)
 		return;
 	resolving = 1;
+	env = (char *(*)(const char *))dlsym(RTLD_NEXT, "getenv");
+	rate = env ? decimal(env("MEMTRACE_SAMPLE_BYTES")) : 0;
 	next_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
 	next_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
 	next_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
-	next_new = (void *(*)(size_t))dlsym(RTLD_NEXT, "_Znwm");
-	next_new_array = (void *(*)(size_t))dlsym(RTLD_NEXT, "_Znam");
-	next_new_nt = (void *(*)(size_t, const void *))dlsym(RTLD_NEXT, "_ZnwmRKSt9nothrow_t");
-	next_new_array_nt =
-		(void *(*)(size_t, const void *))dlsym(RTLD_NEXT, "_ZnamRKSt9nothrow_t");
 	/* last: the others are known once this one is */
 	__atomic_store_n(&next_malloc, (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc"),
 			 __ATOMIC_RELEASE);
@@ -120,10 +138,253 @@ static int ready(void)
 	return next_malloc != NULL;
 }
 
+/* A function of the next library, looked up when first needed (it may be
+ * loaded after the wrapper: dlopen); NULL if there is none. */
+static void *next(void *slot, const char *name)
+{
+	void *f = __atomic_load_n((void **)slot, __ATOMIC_ACQUIRE);
+
+	if (!f && ready()) {
+		f = dlsym(RTLD_NEXT, name);
+		__atomic_store_n((void **)slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
+/*
+ * Sampling: Poisson by bytes, as memtrace's BPF does (sample() in
+ * bpf/memtrace.bpf.c), with a countdown per thread instead of per CPU.
+ */
+struct sampler {
+	int64_t left;	/* bytes to the next sample point; 0: not drawn yet */
+	uint64_t rng;
+};
+
+static __thread struct sampler sampler __attribute__((tls_model("initial-exec")));
+
+static uint64_t random64(struct sampler *s)
+{
+	if (!s->rng)
+		s->rng = ((__builtin_ia32_rdtsc() ^ (uintptr_t)s) * 0x9e3779b97f4a7c15ULL) | 1;
+	s->rng ^= s->rng >> 12; /* xorshift64* */
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 0x2545f4914f6cdd1dULL;
+}
+
+/* ln x for 0 < x <= 1 without libm: x = m 2^e, ln m from its atanh
+ * series (|z| < 0.172: the terms left out are below 1e-9) */
+static double ln(double x)
+{
+	union {
+		double d;
+		uint64_t u;
+	} v = { .d = x };
+	int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+	double m, z, z2;
+
+	v.u = (v.u & ((1ULL << 52) - 1)) | (1023ULL << 52);
+	m = v.d;
+	if (m > 1.4142135623730951) {
+		m /= 2;
+		e++;
+	}
+	z = (m - 1) / (m + 1);
+	z2 = z * z;
+	return e * 0.6931471805599453 +
+	       z * (2 + z2 * (2.0 / 3 + z2 * (2.0 / 5 + z2 * (2.0 / 7 + z2 * (2.0 / 9)))));
+}
+
+/* bytes to the next sample point: Exp(rate) */
+static int64_t gap(struct sampler *s)
+{
+	double u = (double)((random64(s) >> 11) + 1) * 0x1p-53; /* (0, 1] */
+	double g = -ln(u) * (double)rate;
+
+	return g < 1 ? 1 : g > 0x1p62 ? (int64_t)1 << 62 : (int64_t)g;
+}
+
+/* Is an allocation of n bytes sampled? (A sample point falls in it.) */
+static int sample(size_t n)
+{
+	struct sampler *s = &sampler;
+
+	if (!s->left)
+		s->left = gap(s);
+	s->left -= n > (size_t)1 << 62 ? (int64_t)1 << 62 : (int64_t)n;
+	if (s->left > 0)
+		return 0;
+	s->left = gap(s);
+	return 1;
+}
+
+/*
+ * The sampled blocks, so that free knows which ones memtrace must see: a
+ * table (linear probing) under a spin lock, which only sampled blocks
+ * take, and in front of it a count of the table's blocks by hash bucket,
+ * read without the lock: the free of a block not sampled nearly always
+ * finds 0 there. Filled to 3/4 the table gives up (set_full): from then
+ * on every free goes to its site and memtrace's books decide, correct
+ * but slower. 8 MiB and 1 MiB of zero pages, touched as used.
+ */
+#define SET_BITS 20
+#define SET_SIZE (1u << SET_BITS)
+#define COUNT_BITS 18
+
+static uintptr_t set_table[SET_SIZE];
+static uint32_t set_count[1u << COUNT_BITS];
+static uint32_t set_used;
+static int set_full;
+static int set_lock;
+
+enum { UNSAMPLED, UNKNOWN /* the table gave up */, SAMPLED };
+
+static uint64_t set_hash(uintptr_t p)
+{
+	return p * 0x9e3779b97f4a7c15ULL;
+}
+
+static size_t set_home(uintptr_t p)
+{
+	return set_hash(p) >> (64 - SET_BITS);
+}
+
+static uint32_t *set_counter(uintptr_t p)
+{
+	return &set_count[set_hash(p) >> (64 - COUNT_BITS)];
+}
+
+static void yield(void)
+{
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(24 /* sched_yield */) : "rcx", "r11", "memory");
+}
+
+static void set_take(void)
+{
+	unsigned spins = 0;
+
+	while (__atomic_exchange_n(&set_lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&set_lock, __ATOMIC_RELAXED)) {
+			/* the holder may be preempted: let it run */
+			if (++spins % 128 == 0)
+				yield();
+			else
+				__builtin_ia32_pause();
+		}
+}
+
+static void set_give(void)
+{
+	__atomic_store_n(&set_lock, 0, __ATOMIC_RELEASE);
+}
+
+static void track(void *block)
+{
+	uintptr_t p = (uintptr_t)block;
+	uint32_t *c = set_counter(p);
+	size_t i = set_home(p);
+
+	set_take();
+	if (set_used >= SET_SIZE / 4 * 3) {
+		__atomic_store_n(&set_full, 1, __ATOMIC_RELAXED);
+	} else {
+		while (set_table[i])
+			i = (i + 1) & (SET_SIZE - 1);
+		set_table[i] = p;
+		set_used++;
+		__atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
+	}
+	set_give();
+}
+
+/* Under the lock: takes p out of the table, the entries after it moved
+ * back so that no lookup meets a hole before its entry. */
+static int set_remove(uintptr_t p)
+{
+	size_t i = set_home(p), j, k;
+
+	for (; set_table[i] != p; i = (i + 1) & (SET_SIZE - 1))
+		if (!set_table[i])
+			return 0;
+	for (j = i;;) {
+		j = (j + 1) & (SET_SIZE - 1);
+		if (!set_table[j])
+			break;
+		k = set_home(set_table[j]);
+		/* it stays if its home is (cyclically) in (i, j] */
+		if (i <= j ? i < k && k <= j : i < k || k <= j)
+			continue;
+		set_table[i] = set_table[j];
+		i = j;
+	}
+	set_table[i] = 0;
+	set_used--;
+	return 1;
+}
+
+/* A block leaves: was it sampled? */
+static int untrack(void *block)
+{
+	uintptr_t p = (uintptr_t)block;
+	uint32_t *c = set_counter(p);
+	int found;
+
+	if (!__atomic_load_n(c, __ATOMIC_RELAXED))
+		return __atomic_load_n(&set_full, __ATOMIC_RELAXED) ? UNKNOWN : UNSAMPLED;
+	set_take();
+	found = set_remove(p);
+	if (found)
+		__atomic_store_n(c, *c - 1, __ATOMIC_RELAXED);
+	set_give();
+	if (found)
+		return SAMPLED;
+	return __atomic_load_n(&set_full, __ATOMIC_RELAXED) ? UNKNOWN : UNSAMPLED;
+}
+
+/* fork: the child gets the table whole, and the lock free */
+static void set_fork_prepare(void)
+{
+	set_take();
+}
+
+static void set_fork_done(void)
+{
+	set_give();
+}
+
 __attribute__((constructor)) static void init(void)
 {
-	ready();
+	int (*atfork)(void (*)(void), void (*)(void), void (*)(void), void *);
+
+	if (!ready() || !rate)
+		return;
+	atfork = (int (*)(void (*)(void), void (*)(void), void (*)(void), void *))dlsym(
+		RTLD_NEXT, "__register_atfork");
+	if (atfork)
+		atfork(set_fork_prepare, set_fork_done, set_fork_done, NULL);
 }
+
+/* Does memtrace see an allocation of n bytes at p (NULL: failed)? */
+static inline __attribute__((always_inline)) int chosen(size_t n, void *p)
+{
+	if (!rate || !p)
+		return 1; /* every one; failures are counted */
+	if (!sample(n))
+		return 0;
+	track(p);
+	return 1;
+}
+
+/* An allocation by the wrapper's caller, to its site if memtrace sees it. */
+#define ALLOCATED(n, p)                                                   \
+	do {                                                              \
+		size_t n_ = (n);                                          \
+		void *p_ = (p);                                           \
+		if (chosen(n_, p_))                                       \
+			memtrace_site_alloc(n_, p_, CALLER, rate);        \
+	} while (0)
 
 EXPORT void *malloc(size_t n)
 {
@@ -132,7 +393,7 @@ EXPORT void *malloc(size_t n)
 	if (!ready())
 		return boot_alloc(n);
 	p = next_malloc(n);
-	memtrace_site_alloc(n, p, CALLER);
+	ALLOCATED(n, p);
 	return p;
 }
 
@@ -152,7 +413,34 @@ EXPORT void *calloc(size_t n, size_t size)
 	if (!ready())
 		return total == SIZE_MAX ? NULL : boot_alloc(total);
 	p = next_calloc(n, size);
-	memtrace_site_alloc(total, p, CALLER);
+	ALLOCATED(total, p);
+	return p;
+}
+
+/*
+ * realloc and its kind: f reallocates (NULL: it fails). pc, sp, bp: the
+ * wrapper's caller. The old block leaves the books before the call, while
+ * it is still the caller's, as at realloc's entry, and comes back if the
+ * call fails.
+ */
+static void *resize(void *(*f)(void *, size_t), void *old, size_t n, void *pc, void *sp,
+		    void *bp)
+{
+	int was = !old ? UNSAMPLED : rate ? untrack(old) : SAMPLED;
+	int s = rate ? sample(n) : 1, site = was != UNSAMPLED || s;
+	void *p;
+
+	if (site)
+		memtrace_site_realloc(old, n, rate, s);
+	p = f ? f(old, n) : NULL;
+	if (rate && !p && n && was == SAMPLED)
+		track(old); /* failed: the old block is still there */
+	else if (rate && p && s)
+		track(p);
+	if (site)
+		memtrace_site_return(p, pc, sp, bp);
+	else if (!p && n)
+		memtrace_site_alloc(n, NULL, pc, sp, bp, rate); /* counted as failed */
 	return p;
 }
 
@@ -168,31 +456,63 @@ static void *from_boot(void *old, size_t n)
 
 EXPORT void *realloc(void *old, size_t n)
 {
-	void *p;
-
 	if (in_boot(old))
 		return from_boot(old, n);
 	if (!ready())
 		return boot_alloc(n);
-	/* before: the old block leaves the books while it is still the
-	 * caller's, as at realloc's entry */
-	memtrace_site_realloc(old, n);
-	p = next_realloc(old, n);
-	memtrace_site_return(p, CALLER);
+	return resize(next_realloc, old, n, CALLER);
+}
+
+EXPORT void *reallocarray(void *old, size_t n, size_t size)
+{
+	size_t total;
+	void *(*f)(void *, size_t, size_t);
+	void *p;
+
+	if (!__builtin_mul_overflow(n, size, &total) && ready())
+		return resize(next_realloc, old, total, CALLER);
+	/* the real one fails it (ENOMEM) */
+	f = next(&next_reallocarray, "reallocarray");
+	p = f ? f(old, n, size) : NULL;
+	ALLOCATED(SIZE_MAX, p);
 	return p;
 }
 
-/* A function of the next library, looked up when first needed (it may be
- * loaded after the wrapper: dlopen); NULL if there is none. */
-static void *next(void *slot, const char *name)
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
-	void *f = __atomic_load_n((void **)slot, __ATOMIC_ACQUIRE);
+	int (*f)(void **, size_t, size_t) = next(&next_posix_memalign, "posix_memalign");
+	int err = f ? f(out, align, n) : 12 /* ENOMEM */;
 
-	if (!f && ready()) {
-		f = dlsym(RTLD_NEXT, name);
-		__atomic_store_n((void **)slot, f, __ATOMIC_RELEASE);
+	ALLOCATED(n, err ? NULL : *out);
+	return err;
+}
+
+/* An allocator returning its block, n its size in bytes. */
+#define WRAP_ALLOC(name, params, args, n)                                 \
+	static void *(*next_##name) params;                               \
+	EXPORT void *name params                                          \
+	{                                                                 \
+		void *(*f) params = next(&next_##name, #name);            \
+		void *p = f ? f args : NULL;                              \
+									  \
+		ALLOCATED(n, p);                                          \
+		return p;                                                 \
 	}
-	return f;
+
+WRAP_ALLOC(aligned_alloc, (size_t align, size_t n), (align, n), n)
+WRAP_ALLOC(memalign, (size_t align, size_t n), (align, n), n)
+WRAP_ALLOC(valloc, (size_t n), (n), n)
+WRAP_ALLOC(pvalloc, (size_t n), (n), n)
+/* mimalloc's own names: the same code as its malloc..., which are not
+ * probed any more; called directly, they must come here too */
+WRAP_ALLOC(mi_malloc, (size_t n), (n), n)
+WRAP_ALLOC(mi_calloc, (size_t n, size_t size), (n, size), calloc_size(n, size))
+
+static void *(*next_mi_realloc)(void *, size_t);
+
+EXPORT void *mi_realloc(void *old, size_t n)
+{
+	return resize(next(&next_mi_realloc, "mi_realloc"), old, n, CALLER);
 }
 
 /* free and its kin: f frees (NULL: nothing to call) */
@@ -202,38 +522,10 @@ static void release(void *p, void (*f)(void *))
 		return;
 	/* before the block is free: another thread's malloc may get its
 	 * address at once */
-	memtrace_site_free(p);
+	if (!rate || untrack(p) != UNSAMPLED)
+		memtrace_site_free(p);
 	if (f)
 		f(p);
-}
-
-EXPORT void *mi_malloc(size_t n)
-{
-	void *(*f)(size_t) = next(&next_mi_malloc, "mi_malloc");
-	void *p = f ? f(n) : NULL;
-
-	memtrace_site_alloc(n, p, CALLER);
-	return p;
-}
-
-EXPORT void *mi_calloc(size_t n, size_t size)
-{
-	void *(*f)(size_t, size_t) = next(&next_mi_calloc, "mi_calloc");
-	void *p = f ? f(n, size) : NULL;
-
-	memtrace_site_alloc(calloc_size(n, size), p, CALLER);
-	return p;
-}
-
-EXPORT void *mi_realloc(void *old, size_t n)
-{
-	void *(*f)(void *, size_t) = next(&next_mi_realloc, "mi_realloc");
-	void *p;
-
-	memtrace_site_realloc(old, n);
-	p = f ? f(old, n) : NULL;
-	memtrace_site_return(p, CALLER);
-	return p;
 }
 
 EXPORT void mi_free(void *p)
@@ -254,94 +546,69 @@ EXPORT void free(void *p)
 }
 
 /*
- * operator new: malloc, and the real operator new only when malloc
- * fails (it runs the new-handler and throws; its own malloc calls come
- * through malloc above). new(0) asks malloc for 1 byte, as libstdc++'s.
- * A library loaded later may bring the real one: looked up again then.
+ * operator new: malloc (or posix_memalign), and the real operator new
+ * only when that fails (it runs the new-handler and throws; its own
+ * malloc calls come through malloc above). new(0) asks for 1 byte, as
+ * libstdc++'s. A library loaded later may bring the real one: looked up
+ * again then.
  */
 static inline __attribute__((always_inline)) void *new_block(size_t n)
 {
 	return ready() ? next_malloc(n ? n : 1) : NULL;
 }
 
-EXPORT void *_Znwm(size_t n)
+static inline __attribute__((always_inline)) void *new_aligned(size_t n, size_t align)
 {
-	void *p = new_block(n);
+	int (*f)(void **, size_t, size_t) = next(&next_posix_memalign, "posix_memalign");
+	void *p;
 
-	if (!p) {
-		void *(*f)(size_t) = next(&next_new, "_Znwm");
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	return f && !f(&p, align, n ? n : 1) ? p : NULL;
+}
 
-		return f ? f(n) : NULL;
+#define WRAP_NEW(name, params, block, args)                               \
+	static void *(*next_##name) params;                               \
+	EXPORT void *name params                                          \
+	{                                                                 \
+		void *p = block;                                          \
+									  \
+		if (!p) {                                                 \
+			void *(*f) params = next(&next_##name, #name);    \
+									  \
+			return f ? f args : NULL;                         \
+		}                                                         \
+		ALLOCATED(n, p);                                          \
+		return p;                                                 \
 	}
-	memtrace_site_alloc(n, p, CALLER);
-	return p;
-}
 
-EXPORT void *_Znam(size_t n)
-{
-	void *p = new_block(n);
+WRAP_NEW(_Znwm, (size_t n), new_block(n), (n))
+WRAP_NEW(_Znam, (size_t n), new_block(n), (n))
+WRAP_NEW(_ZnwmRKSt9nothrow_t, (size_t n, const void *nt), new_block(n), (n, nt))
+WRAP_NEW(_ZnamRKSt9nothrow_t, (size_t n, const void *nt), new_block(n), (n, nt))
+WRAP_NEW(_ZnwmSt11align_val_t, (size_t n, size_t al), new_aligned(n, al), (n, al))
+WRAP_NEW(_ZnamSt11align_val_t, (size_t n, size_t al), new_aligned(n, al), (n, al))
+WRAP_NEW(_ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),
+	 new_aligned(n, al), (n, al, nt))
+WRAP_NEW(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),
+	 new_aligned(n, al), (n, al, nt))
 
-	if (!p) {
-		void *(*f)(size_t) = next(&next_new_array, "_Znam");
-
-		return f ? f(n) : NULL;
+/* operator delete, all of them: free */
+#define WRAP_DELETE(name, params)                                         \
+	EXPORT void name params                                           \
+	{                                                                 \
+		release_free(p);                                          \
 	}
-	memtrace_site_alloc(n, p, CALLER);
-	return p;
-}
 
-EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt)
-{
-	void *p = new_block(n);
-
-	if (!p) {
-		void *(*f)(size_t, const void *) = next(&next_new_nt, "_ZnwmRKSt9nothrow_t");
-
-		return f ? f(n, nt) : NULL;
-	}
-	memtrace_site_alloc(n, p, CALLER);
-	return p;
-}
-
-EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt)
-{
-	void *p = new_block(n);
-
-	if (!p) {
-		void *(*f)(size_t, const void *) = next(&next_new_array_nt, "_ZnamRKSt9nothrow_t");
-
-		return f ? f(n, nt) : NULL;
-	}
-	memtrace_site_alloc(n, p, CALLER);
-	return p;
-}
-
-EXPORT void _ZdlPv(void *p)
-{
-	release_free(p);
-}
-
-EXPORT void _ZdaPv(void *p)
-{
-	release_free(p);
-}
-
-EXPORT void _ZdlPvm(void *p, size_t n)
-{
-	release_free(p);
-}
-
-EXPORT void _ZdaPvm(void *p, size_t n)
-{
-	release_free(p);
-}
-
-EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt)
-{
-	release_free(p);
-}
-
-EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt)
-{
-	release_free(p);
-}
+WRAP_DELETE(_ZdlPv, (void *p))
+WRAP_DELETE(_ZdaPv, (void *p))
+WRAP_DELETE(_ZdlPvm, (void *p, size_t n))
+WRAP_DELETE(_ZdaPvm, (void *p, size_t n))
+WRAP_DELETE(_ZdlPvRKSt9nothrow_t, (void *p, const void *nt))
+WRAP_DELETE(_ZdaPvRKSt9nothrow_t, (void *p, const void *nt))
+WRAP_DELETE(_ZdlPvSt11align_val_t, (void *p, size_t al))
+WRAP_DELETE(_ZdaPvSt11align_val_t, (void *p, size_t al))
+WRAP_DELETE(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t al))
+WRAP_DELETE(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t al))
+WRAP_DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt))
+WRAP_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt))

@@ -122,8 +122,11 @@ static const struct probe_def preload_probes[] = {
  * the wrapper's and keep their probes.
  */
 static const char *const preload_wrapped[] = {
-	"malloc", "calloc", "realloc", "free", "cfree",
+	"malloc", "calloc", "realloc", "free", "cfree", "reallocarray",
+	"posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc",
 	"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+	"_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
+	"_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
 	"mi_malloc", "mi_calloc", "mi_realloc", "mi_free",
 };
 
@@ -752,7 +755,7 @@ static int attach_preload(struct mt_tracer *t, pid_t pid, const char *lib,
 {
 	const char *names[ARRAY_SIZE(preload_probes)];
 	uint64_t offs[ARRAY_SIZE(preload_probes)], cookies[ARRAY_SIZE(preload_probes)];
-	__u64 tree = pid < 0 && t->tree ? MT_FN_TREE : 0;
+	__u64 tree = MT_FN_TREE; /* always for the tree: main.c, attach_object */
 	int err, fd;
 
 	for (size_t i = 0; i < ARRAY_SIZE(preload_probes); i++)
@@ -810,9 +813,13 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	err = mt_elf__func_offsets(lib, names, n, offs);
 	if (err)
 		return err;
-	/* --preload: a library's wrapped functions are seen at the wrapper */
+	/* --preload: a library's wrapped functions are seen at the wrapper. A
+	 * program's own (operator new) keep their probes, but not when the
+	 * library samples: the blocks it did not sample are freed without a
+	 * site, so the blocks memtrace records must be the library's choice.
+	 * The malloc... they call is wrapped, and the stack starts in them. */
 	skip_wrapped = t->preload && (kind == MT_LIB_C || kind == MT_LIB_CXX) &&
-		       mt_elf__is_program(lib) == 0;
+		       (t->skel->rodata->sample_bytes || mt_elf__is_program(lib) == 0);
 	/* an allocator has malloc and free (plain, je_ or mi_); a C++
 	 * runtime or allocator at least operator new */
 	if (kind == MT_LIB_CUSTOM || kind == MT_LIB_MMAP) {
