@@ -35,9 +35,10 @@ SIZES = {  # workload: (full, small)
     "cxx": (5000, 20),
 }
 TRACERS = ["none", "floor", "memtrace-fp", "memtrace", "sampled", "floor-preload", "preload",
+           "preload-sampled",
            "bpftrace", "heaptrack", "massif", "before"]
 # whose empty probes a tracer's "x floor" is counted in
-FLOOR_OF = {"preload": "floor-preload"}
+FLOOR_OF = {"preload": "floor-preload", "preload-sampled": "floor-preload"}
 BEFORE = None  # --before: another memtrace binary, default mode (A/B in one run)
 
 
@@ -96,6 +97,9 @@ def tracer_cmd(tracer, cmd, tmp):
         return [MEMTRACE, "--unwind", "fp", "--json", "-o", out, "--", *cmd], out
     if tracer == "sampled":
         return [MEMTRACE, "--sample-bytes", "512K", "--json", "-o", out, "--", *cmd], out
+    if tracer == "preload-sampled":  # the library samples: only sampled blocks trap
+        return [MEMTRACE, "--preload", "--sample-bytes", "512K", "--json", "-o", out, "--",
+                *cmd], out
     if tracer == "bpftrace":
         script = os.path.join(tmp, "memleak.bt")
         with open(os.path.join(ROOT, "bench", "memleak.bt")) as f:
@@ -112,7 +116,8 @@ def tracer_cmd(tracer, cmd, tmp):
 
 def available(tracer):
     tool = {"none": None, "floor": MEMTRACE, "memtrace": MEMTRACE, "memtrace-fp": MEMTRACE,
-            "sampled": MEMTRACE, "preload": MEMTRACE, "floor-preload": MEMTRACE, "before": BEFORE or "/nonexistent",
+            "sampled": MEMTRACE, "preload": MEMTRACE, "floor-preload": MEMTRACE,
+            "preload-sampled": MEMTRACE, "before": BEFORE or "/nonexistent",
             "bpftrace": "bpftrace",
             "heaptrack": "heaptrack", "massif": "valgrind"}[tracer]
     return tool is None or shutil.which(tool) or os.access(tool, os.X_OK)
@@ -263,7 +268,7 @@ def svg_chart(rows, path):
     if not rows:
         return
     colors = {"floor": "#9e9e9e", "memtrace": "#1f77b4", "memtrace-fp": "#aec7e8", "sampled": "#17becf",
-              "floor-preload": "#c7c7c7", "preload": "#ff7f0e",
+              "floor-preload": "#c7c7c7", "preload": "#ff7f0e", "preload-sampled": "#ffbb78",
               "bpftrace": "#d62728",
               "heaptrack": "#2ca02c", "massif": "#9467bd"}
     top = max(r["ratio"][0] for r in rows)
@@ -374,7 +379,7 @@ def main():
     svg_chart(rows, os.path.join(a.out, "chart.svg"))
     failed = [r for r in rows if "error" in r and r["tracer"] in ("none", "floor", "memtrace",
                                                                    "memtrace-fp", "sampled", "preload",
-                                                                   "floor-preload")]
+                                                                   "floor-preload", "preload-sampled")]
     if failed:
         sys.exit("bench: Error: memtrace or the baseline failed: "
                  + "; ".join(f'{r["workload"]}/{r["tracer"]}: {r["error"]}' for r in failed))

@@ -72,6 +72,12 @@ static void *(*next_reallocarray)(void *, size_t, size_t);
 /* the run's --sample-bytes (MEMTRACE_SAMPLE_BYTES); 0: not sampling */
 static uint64_t rate;
 
+/* the table of sampled blocks (below): its size, and how full it may get
+ * (tests: MEMTRACE_TEST_SET_LIMIT, to make it give up sooner) */
+#define SET_BITS 20
+#define SET_SIZE (1u << SET_BITS)
+static uint32_t set_limit = SET_SIZE / 4 * 3;
+
 /*
  * Allocations made while dlsym looks the functions up (it may allocate)
  * come from here; they are never freed.
@@ -121,6 +127,9 @@ static void resolve(void)
 	resolving = 1;
 	env = (char *(*)(const char *))dlsym(RTLD_NEXT, "getenv");
 	rate = env ? decimal(env("MEMTRACE_SAMPLE_BYTES")) : 0;
+	if (env && env("MEMTRACE_TEST_SET_LIMIT") &&
+	    decimal(env("MEMTRACE_TEST_SET_LIMIT")) < set_limit)
+		set_limit = (uint32_t)decimal(env("MEMTRACE_TEST_SET_LIMIT"));
 	next_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
 	next_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
 	next_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
@@ -227,8 +236,6 @@ static int sample(size_t n)
  * on every free goes to its site and memtrace's books decide, correct
  * but slower. 8 MiB and 1 MiB of zero pages, touched as used.
  */
-#define SET_BITS 20
-#define SET_SIZE (1u << SET_BITS)
 #define COUNT_BITS 18
 
 static uintptr_t set_table[SET_SIZE];
@@ -287,7 +294,7 @@ static void track(void *block)
 	size_t i = set_home(p);
 
 	set_take();
-	if (set_used >= SET_SIZE / 4 * 3) {
+	if (set_used >= set_limit) {
 		__atomic_store_n(&set_full, 1, __ATOMIC_RELAXED);
 	} else {
 		while (set_table[i])
