@@ -49,10 +49,11 @@ SITE(memtrace_site_realloc);
 SITE(memtrace_site_return);
 
 /* rate: the library's --sample-bytes (0: every call comes to its site);
- * sampled: whether realloc's new block is one */
+ * sampled: whether realloc's new block is one (64 bits: BPF reads the
+ * whole register) */
 void memtrace_site_alloc(size_t size, void *p, void *pc, void *sp, void *bp, uint64_t rate);
 void memtrace_site_free(void *p);
-void memtrace_site_realloc(void *old, size_t size, uint64_t rate, int sampled);
+void memtrace_site_realloc(void *old, size_t size, uint64_t rate, uint64_t sampled);
 void memtrace_site_return(void *p, void *pc, void *sp, void *bp);
 
 /* The caller's registers once this function has returned: return address,
@@ -350,15 +351,22 @@ static int untrack(void *block)
 	return __atomic_load_n(&set_full, __ATOMIC_RELAXED) ? UNKNOWN : UNSAMPLED;
 }
 
-/* fork: the child gets the table whole, and the lock free */
-static void set_fork_prepare(void)
+/*
+ * fork's child, its only thread the one that forked. Another thread may
+ * have held the lock, in the middle of a change to the table: the lock is
+ * freed and the table no longer trusted (every free to its site, still
+ * exact). The lock is not taken around fork instead: other fork handlers
+ * (glibc's among them) allocate, and take locks of their own. A new
+ * random sequence, so that a parent and its children do not sample alike.
+ */
+static void set_fork_child(void)
 {
-	set_take();
-}
-
-static void set_fork_done(void)
-{
-	set_give();
+	if (__atomic_load_n(&set_lock, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&set_full, 1, __ATOMIC_RELAXED);
+		set_give();
+	}
+	sampler.rng = 0;
+	sampler.left = 0;
 }
 
 __attribute__((constructor)) static void init(void)
@@ -370,7 +378,7 @@ __attribute__((constructor)) static void init(void)
 	atfork = (int (*)(void (*)(void), void (*)(void), void (*)(void), void *))dlsym(
 		RTLD_NEXT, "__register_atfork");
 	if (atfork)
-		atfork(set_fork_prepare, set_fork_done, set_fork_done, NULL);
+		atfork(NULL, NULL, set_fork_child, NULL);
 }
 
 /* Does memtrace see an allocation of n bytes at p (NULL: failed)? */

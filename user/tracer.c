@@ -741,6 +741,14 @@ static bool defines(const char *const *names, const uint64_t *offs, size_t n, co
 	return false;
 }
 
+static bool defines_free(const char *lib)
+{
+	const char *name = "free";
+	uint64_t off = 0;
+
+	return !mt_elf__func_offsets(lib, &name, 1, &off) && off;
+}
+
 static bool wrapped(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(preload_wrapped); i++)
@@ -815,11 +823,15 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 		return err;
 	/* --preload: a library's wrapped functions are seen at the wrapper. A
 	 * program's own (operator new) keep their probes, but not when the
-	 * library samples: the blocks it did not sample are freed without a
-	 * site, so the blocks memtrace records must be the library's choice.
-	 * The malloc... they call is wrapped, and the stack starts in them. */
+	 * library samples and the program has no free of its own: their
+	 * blocks are freed through the wrapper, which calls no site for a
+	 * block it did not sample, so the blocks memtrace records must be
+	 * the library's choice. The malloc they call is the wrapper's, and
+	 * the stack starts in them. With a free of its own (a static
+	 * program), all its allocator is its own: its probes stay. */
 	skip_wrapped = t->preload && (kind == MT_LIB_C || kind == MT_LIB_CXX) &&
-		       (t->skel->rodata->sample_bytes || mt_elf__is_program(lib) == 0);
+		       (mt_elf__is_program(lib) == 0 ||
+			(t->skel->rodata->sample_bytes && !defines_free(lib)));
 	/* an allocator has malloc and free (plain, je_ or mi_); a C++
 	 * runtime or allocator at least operator new */
 	if (kind == MT_LIB_CUSTOM || kind == MT_LIB_MMAP) {

@@ -13,8 +13,8 @@ SAME = [
     test_accounting.test_nested_calls_counted_once,
     test_accounting.test_realloc_chain,
     test_accounting.test_cross_thread_frees,
-    test_sampling.test_sampled_estimates_within_10_percent,
-    test_sampling.test_sampled_new_counts_once,
+    test_sampling.sampled_estimates_within_10_percent,
+    test_sampling.sampled_new_counts_once,
 ]
 
 

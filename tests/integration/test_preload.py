@@ -177,3 +177,18 @@ def test_process_without_the_library_is_named():
     assert r.returncode == 0, r.stderr
     warn = [l for l in r.stderr.splitlines() if "runs without libmemtrace-preload.so" in l]
     assert len(warn) == 1 and "(/usr/bin/true)" in warn[0], r.stderr
+
+
+def test_static_child_keeps_its_probes_when_the_library_samples():
+    # a statically linked process of the tree has its own malloc and free
+    # and no library: its probes stay (--sample-bytes 1 samples every block
+    # with weight 1, so the numbers are exact; tests/progs/other_allocs.c)
+    r = memtrace("--json", "-n", "0", "--preload", "--sample-bytes", "1", "--",
+                 "/bin/sh", "-c", prog("other_allocs_glibc_static"))
+    assert r.returncode == 0, r.stderr
+    rep = reports(r.stdout)[-1]
+    for fn, want in (("keep_malloc", (4000, 4)), ("keep_calloc", (2000, 2)),
+                     ("grow_realloc", (5000, 1)), ("churn_freed", (0, 0))):
+        got = by_function(rep["stacks"], fn)
+        assert (got["outstanding_bytes"], got["outstanding_count"]) == want, (fn, got)
+    assert by_function(rep["stacks"], "churn_freed")["free_count"] == 3
