@@ -179,6 +179,13 @@ int mt_elf__is_dynamic(const char *path)
 	return mt_elf__interp(path, NULL, 0);
 }
 
+bool mt_elf__defines(const char *path, const char *name)
+{
+	uint64_t off = 0;
+
+	return !mt_elf__func_offsets(path, &name, 1, &off) && off;
+}
+
 int mt_elf__is_program(const char *path)
 {
 	int fd, err, prog = 0;

@@ -3,6 +3,7 @@
 #ifndef MT_ELFSYMS_H
 #define MT_ELFSYMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,8 @@
  */
 int mt_elf__func_offsets(const char *path, const char *const *names, size_t n,
 			 uint64_t *offs);
+/* Does the file define the function name? (false also when unreadable) */
+bool mt_elf__defines(const char *path, const char *name);
 /*
  * The DT_NEEDED names of an ELF file into needed[0..max) (malloc'd), and
  * its DT_RUNPATH (or DT_RPATH) into runpath. Returns the count or -errno.

@@ -525,10 +525,9 @@ static int find_preload(struct app *a, char *path, size_t len)
 /* --preload: COMMAND's LD_PRELOAD gets the library first. 0, or an exit code. */
 static int setup_preload(struct app *a, const char *cmd_path)
 {
-	const char *old = getenv("LD_PRELOAD"), *name = "malloc";
+	const char *old = getenv("LD_PRELOAD");
 	char *lib = a->preload_path, interp[512], *v;
 	int dyn = mt_elf__interp(cmd_path, interp, sizeof(interp)), rc;
-	uint64_t off = 0;
 
 	if (dyn == 0) {
 		error("--preload: %s is statically linked: no library can be preloaded into it "
@@ -542,7 +541,7 @@ static int setup_preload(struct app *a, const char *cmd_path)
 		      "without --preload)", cmd_path);
 		return MT_EXIT_USAGE;
 	}
-	if (!mt_elf__func_offsets(cmd_path, &name, 1, &off) && off) {
+	if (mt_elf__defines(cmd_path, "malloc")) {
 		error("--preload: %s defines malloc itself, which comes before any wrapper "
 		      "(run without --preload)", cmd_path);
 		return MT_EXIT_USAGE;

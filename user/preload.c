@@ -122,15 +122,16 @@ static uint64_t decimal(const char *s)
 static void resolve(void)
 {
 	char *(*env)(const char *);
+	const char *limit;
 
 	if (resolving)
 		return;
 	resolving = 1;
 	env = (char *(*)(const char *))dlsym(RTLD_NEXT, "getenv");
 	rate = env ? decimal(env("MEMTRACE_SAMPLE_BYTES")) : 0;
-	if (env && env("MEMTRACE_TEST_SET_LIMIT") &&
-	    decimal(env("MEMTRACE_TEST_SET_LIMIT")) < set_limit)
-		set_limit = (uint32_t)decimal(env("MEMTRACE_TEST_SET_LIMIT"));
+	limit = env ? env("MEMTRACE_TEST_SET_LIMIT") : NULL;
+	if (limit && decimal(limit) < set_limit)
+		set_limit = (uint32_t)decimal(limit);
 	next_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
 	next_calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
 	next_realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
@@ -339,15 +340,15 @@ static int untrack(void *block)
 	uint32_t *c = set_counter(p);
 	int found;
 
-	if (!__atomic_load_n(c, __ATOMIC_RELAXED))
-		return __atomic_load_n(&set_full, __ATOMIC_RELAXED) ? UNKNOWN : UNSAMPLED;
-	set_take();
-	found = set_remove(p);
-	if (found)
-		__atomic_store_n(c, *c - 1, __ATOMIC_RELAXED);
-	set_give();
-	if (found)
-		return SAMPLED;
+	if (__atomic_load_n(c, __ATOMIC_RELAXED)) {
+		set_take();
+		found = set_remove(p);
+		if (found)
+			__atomic_store_n(c, *c - 1, __ATOMIC_RELAXED);
+		set_give();
+		if (found)
+			return SAMPLED;
+	}
 	return __atomic_load_n(&set_full, __ATOMIC_RELAXED) ? UNKNOWN : UNSAMPLED;
 }
 

@@ -741,14 +741,6 @@ static bool defines(const char *const *names, const uint64_t *offs, size_t n, co
 	return false;
 }
 
-static bool defines_free(const char *lib)
-{
-	const char *name = "free";
-	uint64_t off = 0;
-
-	return !mt_elf__func_offsets(lib, &name, 1, &off) && off;
-}
-
 static bool wrapped(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(preload_wrapped); i++)
@@ -831,7 +823,7 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	 * program), all its allocator is its own: its probes stay. */
 	skip_wrapped = t->preload && (kind == MT_LIB_C || kind == MT_LIB_CXX) &&
 		       (mt_elf__is_program(lib) == 0 ||
-			(t->skel->rodata->sample_bytes && !defines_free(lib)));
+			(t->skel->rodata->sample_bytes && !mt_elf__defines(lib, "free")));
 	/* an allocator has malloc and free (plain, je_ or mi_); a C++
 	 * runtime or allocator at least operator new */
 	if (kind == MT_LIB_CUSTOM || kind == MT_LIB_MMAP) {

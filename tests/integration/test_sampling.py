@@ -91,19 +91,26 @@ CHURN_BYTES = 4 * sum(10 * (16 + (i % 61) * 24) + 4512 for i in range(100000))
 CHURN_COUNT = 4 * 100000 * 6
 
 
+def assert_every_sampled_free_seen(rep):
+    """sampled_frees.c sampled: nothing of churn's outstanding, estimates
+    within 10%, nothing lost. Returns churn's totals."""
+    churn = by_function(rep["stacks"], "churn")
+    assert (churn["outstanding_bytes"], churn["outstanding_count"]) == (0, 0), churn
+    assert abs(churn["alloc_bytes"] - CHURN_BYTES) <= 0.10 * CHURN_BYTES, churn
+    kept = by_function(rep["stacks"], "kept")
+    assert abs(kept["outstanding_bytes"] - 4096000) <= 0.10 * 4096000, kept
+    assert rep["lost"]["total"] == 0, rep["lost"]
+    return churn
+
+
 @MODES
 def test_every_free_of_a_sampled_block_is_seen(mode):
     # nearly everything is freed, across threads, while the process forks:
     # one sampled block whose free went unseen would stay outstanding
     rep, _ = trace_cmd("sampled_frees", opts=("-n", "0", "--sample-bytes", "4096") + mode)
-    churn = by_function(rep["stacks"], "churn")
-    assert (churn["outstanding_bytes"], churn["outstanding_count"]) == (0, 0), churn
+    churn = assert_every_sampled_free_seen(rep)
     assert churn["free_count"] == churn["alloc_count"]
-    assert abs(churn["alloc_bytes"] - CHURN_BYTES) <= 0.10 * CHURN_BYTES, churn
     assert abs(churn["alloc_count"] - CHURN_COUNT) <= 0.10 * CHURN_COUNT, churn
-    kept = by_function(rep["stacks"], "kept")
-    assert abs(kept["outstanding_bytes"] - 4096000) <= 0.10 * 4096000, kept
-    assert rep["lost"]["total"] == 0, rep["lost"]
 
 
 def test_a_full_table_of_sampled_blocks_stays_exact():
@@ -113,13 +120,7 @@ def test_a_full_table_of_sampled_blocks_stays_exact():
     r = memtrace("--json", "-n", "0", "--sample-bytes", "4096", "--preload", "--",
                  prog("sampled_frees"), env=dict(os.environ, MEMTRACE_TEST_SET_LIMIT="100"))
     assert r.returncode == 0, r.stderr
-    rep = reports(r.stdout)[-1]
-    churn = by_function(rep["stacks"], "churn")
-    assert (churn["outstanding_bytes"], churn["outstanding_count"]) == (0, 0), churn
-    assert abs(churn["alloc_bytes"] - CHURN_BYTES) <= 0.10 * CHURN_BYTES, churn
-    kept = by_function(rep["stacks"], "kept")
-    assert abs(kept["outstanding_bytes"] - 4096000) <= 0.10 * 4096000, kept
-    assert rep["lost"]["total"] == 0, rep["lost"]
+    assert_every_sampled_free_seen(reports(r.stdout)[-1])
 
 
 @MODES
