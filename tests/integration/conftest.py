@@ -4,9 +4,9 @@ with real BPF, against the programs in tests/progs. Nothing here skips: a
 machine where BPF cannot be loaded fails every test, loudly."""
 import json
 import os
-import select
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -80,18 +80,9 @@ def assert_no_probes_left(wait_s=3.0):
         time.sleep(0.05)
 
 
-def wait_stderr(p, needle, timeout=10):
-    """Read p's stderr until a line containing needle."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([p.stderr], [], [], 0.1)
-        if r:
-            line = p.stderr.readline()
-            seen.append(line)
-            if needle in line:
-                return line
-    raise AssertionError(f"no '{needle}' from memtrace; saw:\n" + "".join(seen))
+def wait_stderr(t, needle, timeout=10):
+    """Wait for a line of Tracer t's stderr containing needle."""
+    return t.wait_stderr(needle, timeout)
 
 
 class Waiter:
@@ -143,14 +134,55 @@ class Tracer:
         self.attach_s = time.monotonic() - self.t0
         self.startup = seen  # stderr up to the "tracing" line
         assert "memtrace: tracing" in line, "".join(seen) + self.p.stderr.read()
+        # The rest of stderr is read by a thread, line by line, never with
+        # select() on the pipe: a line already in the file object's buffer
+        # makes no fd readable, and a waiter would miss it.
+        self.lines, self.next = [], 0
+        self.eof = False
+        self.cond = threading.Condition()
+        self.reader = threading.Thread(target=self._read, args=(self.p.stderr,), daemon=True)
+        self.p.stderr = None  # communicate() leaves it to the reader
+        self.reader.start()
+
+    def _read(self, f):
+        for line in f:
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_stderr(self, needle, timeout=10):
+        """The next stderr line containing needle (after the last one
+        found), within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        first = self.next
+        with self.cond:
+            while True:
+                while self.next < len(self.lines):
+                    line = self.lines[self.next]
+                    self.next += 1
+                    if needle in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self.eof:
+                    raise AssertionError(f"no '{needle}' from memtrace; saw:\n" +
+                                         "".join(self.lines[first:]))
+                self.cond.wait(left)
 
     def finish(self, sig=None, timeout=30):
+        """Signal (optional), wait for the exit; (exit code, reports,
+        stderr after the startup lines)."""
         if sig:
             self.p.send_signal(sig)
-        out, err = self.p.communicate(timeout=timeout)
+        out, _ = self.p.communicate(timeout=timeout)
+        self.reader.join(timeout)
         if self.out:
             with open(self.out) as f:
                 out = f.read()
+        with self.cond:
+            err = "".join(self.lines)
         return self.p.returncode, reports(out), err
 
 

@@ -34,7 +34,7 @@ def test_all_sees_processes_started_later():
     try:
         # a program memtrace never saw gets its unwind table a moment after
         # it starts: the first allocations may come before (documented)
-        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "nofp"))
+        wait_stderr(t, "unwind table for " + os.path.join(PROGS, "nofp"))
         for w in procs:
             w.step("step1")
         time.sleep(1.2)  # a refresh: their names and mappings are read
@@ -179,9 +179,9 @@ def test_container_own_root_and_libc(tmp_path):
         assert p.stdout.readline().startswith("thread")
         assert p.stdout.readline().strip() == "ready"
         # its libc: a file of its own, hooked when memtrace sees it mapped
-        line = wait_stderr(t.p, "hooked malloc")  # the host's was hooked at start
+        line = wait_stderr(t, "hooked malloc")  # the host's was hooked at start
         assert os.path.join(root, libc.lstrip("/")) in line, line
-        wait_stderr(t.p, "unwind table for " + os.path.join(root, libc.lstrip("/")))
+        wait_stderr(t, "unwind table for " + os.path.join(root, libc.lstrip("/")))
         os.kill(p.pid, signal.SIGUSR1)
         assert p.stdout.readline().strip() == "step1"
         time.sleep(1.2)
@@ -213,7 +213,7 @@ def test_fork_keeps_parent_and_child_apart():
     t = Tracer("-a", "-v")
     w = Waiter(name="forker")
     try:
-        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "forker"))
+        wait_stderr(t, "unwind table for " + os.path.join(PROGS, "forker"))
         os.kill(w.pid, signal.SIGUSR1)
         line = w.p.stdout.readline().split()
         assert line[0] == "step1", line
@@ -242,7 +242,7 @@ def test_exited_process_reported_then_forgotten(tmp_path):
     t = Tracer("-a", "-v", "-i", "0.5", out=str(tmp_path / "r.json"))
     w = Waiter(name="forker")
     try:
-        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "forker"))
+        wait_stderr(t, "unwind table for " + os.path.join(PROGS, "forker"))
         os.kill(w.pid, signal.SIGUSR1)
         child = int(w.p.stdout.readline().split()[1])
         time.sleep(2.5)  # a scan notices the child gone, a report, a drop
@@ -285,7 +285,7 @@ def test_reused_pid_is_another_process(tmp_path):
         # a first run that lives until memtrace has nofp's table (-a keeps
         # it): the short runs below then have complete, symbolized stacks
         warm = Waiter("wait", name="nofp")
-        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "nofp"))
+        wait_stderr(t, "unwind table for " + os.path.join(PROGS, "nofp"))
         warm.close()
         pids = []
         for _ in range(5):
@@ -329,7 +329,7 @@ def test_short_lived_program(tmp_path):
     t = Tracer("-a", "-v", out=str(tmp_path / "r.json"))
     try:
         subprocess.run([os.path.join(PROGS, "nofp")], capture_output=True, check=True)
-        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "nofp"))
+        wait_stderr(t, "unwind table for " + os.path.join(PROGS, "nofp"))
         b = subprocess.Popen([os.path.join(PROGS, "nofp")], stdout=subprocess.DEVNULL)
         b.wait()
         rc, reps, err = t.finish(signal.SIGINT)

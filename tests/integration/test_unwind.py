@@ -105,7 +105,7 @@ def test_dlopen_after_attach():
         t = Tracer("-v", "-p", str(w.pid))
         w.step("step1")
         w.step("step2")  # dlopen done
-        wait_stderr(t.p, "unwind table for " + os.path.join(PROGS, "libnofp_plugin.so"))
+        wait_stderr(t, "unwind table for " + os.path.join(PROGS, "libnofp_plugin.so"))
         os.kill(w.pid, __import__("signal").SIGUSR1)
         assert w.p.stdout.readline().strip() == "step3"
         w.p.wait(timeout=10)
