@@ -990,8 +990,13 @@ static void follow_fork(struct app *a, pid_t parent, pid_t child)
 	mt_pairmap__put(a->born, (uint64_t)child, 0, born == 2 ? 3 : 1);
 }
 
-/* A new process's first stop (or a group stop of a running one). */
-static void on_newborn(struct app *a, pid_t pid)
+/*
+ * A new process's first stop, or a stop of a running one: a group stop
+ * (stopsig SIGSTOP, SIGTSTP, ...), or, once listening in one, the news of
+ * a signal: the group stop's signal while it holds, SIGTRAP once SIGCONT
+ * ended it.
+ */
+static void on_newborn(struct app *a, pid_t pid, int stopsig)
 {
 	long born = mt_pairmap__get(a->born, (uint64_t)pid, 0);
 
@@ -1000,6 +1005,8 @@ static void on_newborn(struct app *a, pid_t pid)
 		mt_target__cont(pid);
 	} else if (born < 0 && pid != a->child.pid) {
 		mt_pairmap__put(a->born, (uint64_t)pid, 0, 2); /* before its fork event */
+	} else if (stopsig == SIGTRAP) {
+		mt_target__cont(pid); /* continued: run on (and take its signals) */
 	} else {
 		mt_target__listen(pid); /* a group stop: stay stopped, as without us */
 	}
@@ -1087,7 +1094,7 @@ static void on_child(struct app *a)
 			mt_target__cont(ev.pid);
 			break;
 		case MT_CHILD_NEWBORN:
-			on_newborn(a, ev.pid);
+			on_newborn(a, ev.pid, ev.stopsig);
 			break;
 		case MT_CHILD_EXECED:
 			follow_exec(a, ev.pid);

@@ -437,9 +437,11 @@ int mt_target__poll(struct mt_child *c, struct mt_child_ev *ev)
 		ev->type = MT_CHILD_EXECED;
 		return 1;
 	case PTRACE_EVENT_STOP:
-		/* a new process's first stop, or a group stop (SIGSTOP, SIGTSTP):
-		 * the caller knows which (a group stop: mt_target__listen) */
+		/* a new process's first stop, a group stop (SIGSTOP, SIGTSTP), or
+		 * a stopped process noticing a signal: the caller tells them
+		 * apart (a group stop: mt_target__listen) */
 		ev->type = MT_CHILD_NEWBORN;
+		ev->stopsig = WSTOPSIG(st);
 		return 1;
 	}
 	/* signal-delivery stop: deliver the signal as if we were not here */

@@ -68,6 +68,9 @@ struct mt_child_ev {
 	enum mt_child_event type;
 	pid_t pid;
 	pid_t newpid;		/* MT_CHILD_FORKED */
+	int stopsig;		/* MT_CHILD_NEWBORN: the group stop's signal; SIGTRAP
+				 * for a new process's first stop, and once no
+				 * group stop holds (SIGCONT ended it) */
 };
 
 int mt_target__spawn(char **argv, const char *path, struct mt_child *c);

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 """-p attach, targets exiting, signals, intervals, exit status passthrough,
 and that nothing is left attached afterwards."""
+import os
 import signal
 import subprocess
 import time
@@ -134,6 +135,61 @@ def test_command_exit_status_and_stdio_pass_through(tmp_path):
     assert r.returncode == 128 + 9
     assert "oops" in r.stderr
     assert "Top" in (tmp_path / "r.txt").read_text()
+    assert_no_probes_left()
+
+
+def state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def stays_stopped(pid):
+    time.sleep(0.5)
+    return state(pid) in ("t", "T")
+
+
+def next_line(f, timeout=10):
+    """A line the command prints within timeout, or None. (Nothing is
+    left in f's buffer here: the command prints a line only when told.)"""
+    import select
+    r, _, _ = select.select([f], [], [], timeout)
+    return f.readline().strip() if r else None
+
+
+def test_stopped_command_continues(tmp_path):
+    """The command stopped by SIGSTOP stays stopped under memtrace, as
+    without it, and so does a signal sent meanwhile; SIGCONT lets it run on
+    and take that signal. (It once stayed stopped for ever after SIGCONT.)"""
+    out = tmp_path / "r.json"
+    p = subprocess.Popen([MEMTRACE, "--json", "-n", "0", "-o", str(out), "--", prog("waiter")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid = None
+    try:
+        assert p.stdout.readline().startswith("thread none")
+        pid = int(p.stdout.readline().split()[1])
+        os.kill(pid, signal.SIGSTOP)
+        assert stays_stopped(pid)
+        os.kill(pid, signal.SIGUSR1)  # waits until continued
+        assert stays_stopped(pid)
+        os.kill(pid, signal.SIGCONT)
+        assert next_line(p.stdout) == "step1"
+        assert state(pid) not in ("t", "T")
+        os.kill(pid, signal.SIGSTOP)  # again: now a signal that ends it
+        assert stays_stopped(pid)
+        os.kill(pid, signal.SIGTERM)
+        assert stays_stopped(pid)
+        os.kill(pid, signal.SIGCONT)
+        rc = p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            if pid:
+                os.kill(pid, signal.SIGKILL)  # it holds our pipes too
+            p.kill()
+        err = p.communicate()[1]
+    assert rc == 128 + signal.SIGTERM, err
+    rep = reports(out.read_text())[-1]
+    assert rep["final"] is True
+    assert by_function(rep["stacks"], "after_attach")["outstanding_bytes"] == 7 * 3000
     assert_no_probes_left()
 
 
