@@ -167,7 +167,9 @@ class Tracer:
                         return line
                 left = deadline - time.monotonic()
                 if left <= 0 or self.eof:
-                    raise AssertionError(f"no '{needle}' from memtrace; saw:\n" +
+                    raise AssertionError(f"no '{needle}' from memtrace; it said (after the "
+                                         "startup lines; '>>' since this wait):\n" +
+                                         "".join(self.lines[:first]) + ">>\n" +
                                          "".join(self.lines[first:]))
                 self.cond.wait(left)
 
