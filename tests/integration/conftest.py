@@ -57,6 +57,19 @@ def by_function(entries, name):
     return out
 
 
+def assert_realloc_chain(rep):
+    """tests/progs/realloc_chain: grow reallocs 64 B up to 32 KiB (10
+    blocks, 9 moved on), shrink 4 KiB down to 512 B (4 blocks, 3 moved)."""
+    grow = by_function(rep["stacks"], "grow")
+    assert grow == {"outstanding_bytes": 32768, "outstanding_count": 1,
+                    "alloc_bytes": sum(64 << i for i in range(10)),
+                    "alloc_count": 10, "free_count": 9, "stacks": 1}
+    shrink = by_function(rep["stacks"], "shrink")
+    assert (shrink["alloc_count"], shrink["free_count"]) == (4, 3)
+    assert shrink["alloc_bytes"] == 4096 + 2048 + 1024 + 512
+    return shrink
+
+
 def our_links():
     progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
                                       text=True, check=True).stdout or "[]")

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import (MEMTRACE, ROOT, assert_no_probes_left, by_function, memtrace, prog,
-                      reports, trace_cmd)
+from conftest import (MEMTRACE, ROOT, assert_no_probes_left, assert_realloc_chain, by_function,
+                      memtrace, prog, reports, trace_cmd)
 
 PRELOAD_LIB = os.path.join(ROOT, "build", "libmemtrace-preload.so")
 
@@ -58,13 +58,7 @@ def test_same_report_as_probing_the_allocator(name):
 
 def test_exact_on_its_own():
     rep, _ = trace_cmd("realloc_chain", opts=("-n", "0", "--preload"))
-    grow = by_function(rep["stacks"], "grow")
-    assert grow == {"outstanding_bytes": 32768, "outstanding_count": 1,
-                    "alloc_bytes": sum(64 << i for i in range(10)),
-                    "alloc_count": 10, "free_count": 9, "stacks": 1}
-    shrink = by_function(rep["stacks"], "shrink")
-    assert (shrink["alloc_count"], shrink["free_count"]) == (4, 3)
-    assert shrink["alloc_bytes"] == 4096 + 2048 + 1024 + 512
+    assert_realloc_chain(rep)
     # the wrappers are never a frame: main calls grow, grow the allocator
     g = [e for e in rep["stacks"] if e["frames"][0]["symbol"] == "grow"][0]
     assert [f["symbol"] for f in g["frames"][:2]] == ["grow", "main"]
