@@ -1361,15 +1361,17 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	a.exec_id = exec_id();
 	err = bpf_map_update_elem(&allocs, &k, &a, BPF_NOEXIST);
 	if (err == -17) {
-		/* the old block's free was never seen: retire it first */
+		/* the old block's free was never seen: retire it first (an old
+		 * image's, whose exec userspace has not purged yet, is no loss) */
 		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
+		struct mt_alloc copy = {};
 
 		if (old) {
-			struct mt_alloc copy = *old;
-
+			copy = *old;
 			account_free(&copy);
 		}
-		count(MT_CNT_LOST_STALE, 1);
+		if (!old || kernel || copy.exec_id == a.exec_id)
+			count(MT_CNT_LOST_STALE, 1);
 		err = bpf_map_update_elem(&allocs, &k, &a, BPF_ANY);
 	}
 	if (err) {
@@ -1890,21 +1892,35 @@ int BPF_PROG(proc_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* Release the user blocks of a process's images before exec_id:
- * run by userspace (BPF_PROG_RUN), so they are accounted as frees. */
+/* What userspace asked purge_process to release (MT_PURGE_MAX a pass). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MT_PURGE_MAX);
+	__type(key, struct mt_purge_key);
+	__type(value, struct mt_purge_req);
+} purge_reqs SEC(".maps");
+
+/* Release a block if its process is asked for: all its blocks, or those
+ * of its images before exec_id. Accounted as frees. */
 static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_alloc *v,
 		      struct mt_purge_args *p)
 {
+	struct mt_purge_key pk = { .tgid = k->tgid, .gen = k->gen };
+	struct mt_purge_req *r;
 	struct mt_alloc copy;
 
-	if (k->tgid != p->tgid || (p->gen && k->gen != p->gen))
+	if (k->tgid == MT_KERNEL_TGID)
 		return 0;
-	/* an image after p's (its exec event not handled yet) keeps its own */
-	if (!p->all && (__s32)(v->exec_id - p->exec_id) >= 0)
+	r = bpf_map_lookup_elem(&purge_reqs, &pk);
+	if (!r)
+		return 0;
+	/* an image after the exec's (its event not handled yet) keeps its own */
+	if (!r->all && (__s32)(v->exec_id - r->exec_id) >= 0)
 		return 0;
 	copy = *v;
 	if (!bpf_map_delete_elem(map, k)) {
 		account_free(&copy);
+		r->purged++;
 		p->purged++;
 	}
 	return 0;
@@ -1913,7 +1929,7 @@ static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_all
 SEC("syscall")
 int purge_process(struct mt_purge_args *args)
 {
-	struct mt_purge_args p = *args;
+	struct mt_purge_args p = {};
 
 	bpf_for_each_map_elem(&allocs, purge_one, &p, 0);
 	args->purged = p.purged;

@@ -263,14 +263,27 @@ struct mt_proc_event {
 	__u32 gen;		/* the process's start time (see mt_alloc_key) */
 };
 
-/* purge_process (a BPF_PROG_RUN program): release the user blocks tgid
- * allocated by images before exec_id (all: every block), as frees. */
-struct mt_purge_args {
+/*
+ * purge_process (a BPF_PROG_RUN program) releases, as frees, the user
+ * blocks of the processes in purge_reqs, in one pass over the blocks: a
+ * pass reads every bucket of the map however few blocks it holds (about
+ * 5 ms at the default 1M), so execs and exits are purged in batches.
+ */
+#define MT_PURGE_MAX 1024	/* requests in one pass */
+
+struct mt_purge_key {
 	__u32 tgid;
-	__u32 gen;		/* only this process start time; 0: any */
-	__u32 exec_id;
-	__u32 all;
-	__u64 purged;		/* out */
+	__u32 gen;		/* the process's start time (mt_alloc_key) */
+};
+
+struct mt_purge_req {
+	__u32 exec_id;		/* blocks of the images before this one go */
+	__u32 all;		/* every block goes (the process is gone) */
+	__u64 purged;		/* out: how many went */
+};
+
+struct mt_purge_args {
+	__u64 purged;		/* out: how many went in all */
 };
 
 /* clock_now (a BPF_PROG_RUN program): both clocks at one moment, to turn
@@ -298,7 +311,9 @@ _Static_assert(sizeof(struct mt_cfi_key) == 16, "mt_cfi_key layout");
 _Static_assert(sizeof(struct mt_cfi_table) == 24, "mt_cfi_table layout");
 _Static_assert(sizeof(struct mt_cfi_miss) == 40, "mt_cfi_miss layout");
 _Static_assert(sizeof(struct mt_proc_event) == 40, "mt_proc_event layout");
-_Static_assert(sizeof(struct mt_purge_args) == 24, "mt_purge_args layout");
+_Static_assert(sizeof(struct mt_purge_key) == 8, "mt_purge_key layout");
+_Static_assert(sizeof(struct mt_purge_req) == 16, "mt_purge_req layout");
+_Static_assert(sizeof(struct mt_purge_args) == 8, "mt_purge_args layout");
 _Static_assert(sizeof(struct mt_clock) == 24, "mt_clock layout");
 
 #endif /* MEMTRACE_H */

@@ -74,6 +74,7 @@ struct app {
 	size_t nretired;
 	bool retire_pending;
 	double next_retire;
+	double next_purge;	/* queued exec purges run then (run_purges) */
 };
 
 static void error(const char *fmt, ...)
@@ -757,6 +758,43 @@ static size_t report_procs(struct app *a, const struct mt_snapshot *snap)
 	return n;
 }
 
+static void on_purged(void *ctx, pid_t tgid, uint32_t gen, bool all, uint64_t purged)
+{
+	(void)ctx;
+	(void)gen;
+	if (verbose && !all)
+		fprintf(stderr, "memtrace: PID %d exec'd: %llu blocks of its old image "
+			"released\n", tgid, (unsigned long long)purged);
+}
+
+/*
+ * The exec purges queued: each is a pass over every bucket of the blocks'
+ * map, however few it holds (about 5 ms at the default size), which one
+ * per exec made memtrace fall behind from about 200 execs a second (-a on
+ * a busy machine, or a command that runs many others). At most every
+ * PURGE_MS, and never more than 1/PURGE_SHARE of the time: a block of an
+ * old image waits that long (a new image's block at its address retires
+ * it meanwhile, as stale). Always before a report (now).
+ */
+#define PURGE_MS 100
+#define PURGE_SHARE 50
+
+static int run_purges(struct app *a, bool now)
+{
+	double t0 = now_s();
+	int err;
+
+	if (!mt_tracer__purge_pending(a->tracer) || (!now && t0 < a->next_purge))
+		return 0;
+	err = mt_tracer__purge_run(a->tracer, on_purged, a);
+	if (err)
+		fprintf(stderr, "memtrace: warning: releasing the blocks of exec'd processes' "
+			"old images failed: %s\n", strerror(-err));
+	t0 = (now_s() - t0) * PURGE_SHARE;
+	a->next_purge = now_s() + (t0 > PURGE_MS / 1000.0 ? t0 : PURGE_MS / 1000.0);
+	return err;
+}
+
 static int report(struct app *a, bool final)
 {
 	struct mt_render_opts ro = { .min_age_s = a->o.min_age_s };
@@ -773,6 +811,7 @@ static int report(struct app *a, bool final)
 	size_t nprocs;
 	int err;
 
+	run_purges(a, true); /* no old image's block counts as outstanding */
 	err = mt_tracer__snapshot(a->tracer, &snap);
 	if (!err && (err = mt_snapshot__add_stats(&snap, a->retired, a->nretired)))
 		mt_snapshot__clear(&snap);
@@ -1149,6 +1188,8 @@ static int poll_timeout(struct app *a, double next_report, double end)
 		until = next_report;
 	if (a->retire_pending && a->next_retire < until)
 		until = a->next_retire;
+	if (mt_tracer__purge_pending(a->tracer) && a->next_purge < until)
+		until = a->next_purge;
 	if (end && end < until)
 		until = end;
 	return until <= t ? 0 : (int)((until - t) * 1000) + 1;
@@ -1207,20 +1248,24 @@ static void on_fork(struct app *a, pid_t tgid, uint32_t gen, pid_t parent, const
 }
 
 /* A traced process exec'd: its old image's blocks are released (as
- * frees), and what it maps now is read again. */
+ * frees, run_purges), and what it maps now is read again. */
 static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint32_t exec_id, const char *comm,
 		    pid_t parent)
 {
 	struct app *a = ctx;
 	struct target *t = find_target(a, tgid);
-	uint64_t purged = 0;
 	int err;
 
 	if (parent > 0) {
 		on_fork(a, tgid, gen, parent, comm);
 		return;
 	}
-	err = mt_tracer__purge(a->tracer, tgid, gen, exec_id, &purged);
+	err = mt_tracer__purge_add(a->tracer, tgid, gen, exec_id, false);
+	if (err == -ENOSPC)
+		err = run_purges(a, true) ?: mt_tracer__purge_add(a->tracer, tgid, gen, exec_id, false);
+	if (err)
+		fprintf(stderr, "memtrace: warning: PID %d exec'd; releasing its old blocks "
+			"failed: %s\n", tgid, strerror(-err));
 
 	if (a->o.all && (!t || t->info.exited)) {
 		/* -a: a process seen first here, maybe short-lived: its name now,
@@ -1233,13 +1278,6 @@ static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint32_t exec_id, const
 		snprintf(t->info.comm, sizeof(t->info.comm), "%s", comm);
 		t->info.gen = gen;
 	}
-
-	if (err)
-		fprintf(stderr, "memtrace: warning: PID %d exec'd; releasing its old blocks "
-			"failed: %s\n", tgid, strerror(-err));
-	else if (verbose)
-		fprintf(stderr, "memtrace: PID %d exec'd: %llu blocks of its old image "
-			"released\n", tgid, (unsigned long long)purged);
 	if (!t || t->info.exited)
 		return;
 	if (!a->have_child) {
@@ -1287,20 +1325,27 @@ static void compact_targets(struct app *a)
  * starts clean. */
 static void drop_reported(struct app *a)
 {
+	struct mt_pid_gen *ids = calloc(a->ntargets + 1, sizeof(*ids));
+	size_t n = 0;
+	int err;
+
+	if (!ids)
+		return;
 	for (int i = 0; i < a->ntargets; i++) {
 		struct target *t = &a->targets[i];
-		int err;
 
 		if (!t->info.exited || t->dropped)
 			continue;
 		if (!t->info.gen)
 			continue; /* which process it was is not known: keep it */
-		err = mt_tracer__drop_process(a->tracer, t->info.pid, t->info.gen);
-		if (err)
-			fprintf(stderr, "memtrace: warning: forgetting exited PID %d failed: %s\n",
-				t->info.pid, strerror(-err));
+		ids[n++] = (struct mt_pid_gen){ t->info.pid, t->info.gen };
 		t->dropped = true;
 	}
+	err = n ? mt_tracer__drop_processes(a->tracer, ids, n) : 0;
+	if (err)
+		fprintf(stderr, "memtrace: warning: forgetting %zu exited processes failed: %s\n",
+			n, strerror(-err));
+	free(ids);
 	compact_targets(a);
 }
 
@@ -1371,6 +1416,7 @@ static int run(struct app *a)
 			serve_unwind(a);
 		if (pfd[2].revents & POLLIN)
 			mt_tracer__poll_events(a->tracer, on_exec, a);
+		run_purges(a, false);
 		for (int i = 3; i < n; i++)
 			if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLIN | POLLHUP)))
 				target_gone(a, &a->targets[i - 3]);

@@ -15,6 +15,7 @@
 #include "elfsyms.h"
 #include "memtrace.skel.h"
 #include "pairmap.h"
+#include "strutil.h"
 #include "tracer.h"
 #include "unwind.h"
 
@@ -52,6 +53,13 @@ struct mt_tracer {
 	int stats_err;		/* --bpf-stats: why it could not be enabled */
 	int stats_ncpu;		/* per-CPU stack totals: the CPUs; else 1 */
 	uint64_t peak;		/* highest outstanding total reported */
+	/* purges asked for, run together (mt_tracer__purge_run) */
+	struct mt_pairmap *purge_idx;	/* (tgid, gen) -> index in purges */
+	struct purge {
+		struct mt_purge_key k;
+		struct mt_purge_req r;
+	} *purges;
+	size_t npurges, cap_purges;
 };
 
 /* Every allocation entry point and how the entry program reads it. */
@@ -555,6 +563,8 @@ void mt_tracer__free(struct mt_tracer *t)
 		close(t->stats_fd);
 	ring_buffer__free(t->events);
 	mt_unwind__free(t->unwind);
+	mt_pairmap__free(t->purge_idx);
+	free(t->purges);
 	memtrace_bpf__destroy(t->skel);
 	free(t);
 }
@@ -586,39 +596,99 @@ int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx)
 	return ring_buffer__consume(t->events);
 }
 
-static int purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id, bool all,
-		 uint64_t *purged)
+int mt_tracer__purge_add(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
+			 bool all)
 {
-	struct mt_purge_args args = { .tgid = (__u32)tgid, .gen = gen, .exec_id = exec_id,
-				      .all = all };
+	long i;
+	struct purge *p;
+
+	if (!gen)
+		return -EINVAL;
+	if (t->npurges == MT_PURGE_MAX)
+		return -ENOSPC;
+	if (!t->purge_idx && !(t->purge_idx = mt_pairmap__new(64)))
+		return -ENOMEM;
+	i = mt_pairmap__get(t->purge_idx, (uint32_t)tgid, gen);
+	if (i >= 0) {
+		/* a later exec of the same process covers the earlier one */
+		p = &t->purges[i];
+		p->r.all |= all;
+		if ((int32_t)(exec_id - p->r.exec_id) > 0)
+			p->r.exec_id = exec_id;
+		return 0;
+	}
+	if (mt_grow((void **)&t->purges, &t->cap_purges, t->npurges + 1, sizeof(*t->purges)) ||
+	    mt_pairmap__put(t->purge_idx, (uint32_t)tgid, gen, (long)t->npurges))
+		return -ENOMEM;
+	t->purges[t->npurges++] = (struct purge){
+		.k = { .tgid = (__u32)tgid, .gen = gen },
+		.r = { .exec_id = exec_id, .all = all },
+	};
+	return 0;
+}
+
+size_t mt_tracer__purge_pending(const struct mt_tracer *t)
+{
+	return t->npurges;
+}
+
+/* The requests out of BPF and out of the queue, whatever happened. */
+static void purge_clear(struct mt_tracer *t, int fd)
+{
+	for (size_t i = 0; i < t->npurges; i++)
+		bpf_map_delete_elem(fd, &t->purges[i].k);
+	t->npurges = 0;
+	mt_pairmap__free(t->purge_idx); /* a new one for the next batch */
+	t->purge_idx = NULL;
+}
+
+int mt_tracer__purge_run(struct mt_tracer *t, mt_purge_cb cb, void *ctx)
+{
+	int fd = bpf_map__fd(t->skel->maps.purge_reqs), err = 0;
+	struct mt_purge_args args = {};
 	/* a syscall program writes its context back to ctx_in */
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
-	int err = bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.purge_process), &opts);
 
-	*purged = args.purged;
-	return err ? -errno : 0;
+	if (!t->npurges)
+		return 0;
+	for (size_t i = 0; !err && i < t->npurges; i++)
+		if (bpf_map_update_elem(fd, &t->purges[i].k, &t->purges[i].r, BPF_ANY))
+			err = -errno;
+	if (!err && bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.purge_process), &opts))
+		err = -errno;
+	for (size_t i = 0; !err && cb && i < t->npurges; i++) {
+		const struct purge *p = &t->purges[i];
+		struct mt_purge_req r = {};
+
+		bpf_map_lookup_elem(fd, &p->k, &r);
+		cb(ctx, (pid_t)p->k.tgid, p->k.gen, p->r.all, r.purged);
+	}
+	purge_clear(t, fd);
+	return err;
 }
 
-int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
-		     uint64_t *purged)
+int mt_tracer__drop_processes(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n)
 {
-	return purge(t, tgid, gen, exec_id, false, purged);
-}
-
-int mt_tracer__drop_process(struct mt_tracer *t, pid_t tgid, uint32_t gen)
-{
-	struct mt_pid_gen id = { tgid, gen };
 	struct mt_stat_entry *gone = NULL;
 	size_t ngone = 0;
-	uint64_t purged;
-	__u32 key = tgid;
-	int err = purge(t, tgid, gen, 0, true, &purged);
+	int err = 0;
 
-	/* its stacks' totals: out of the map as when retired, then dropped */
+	for (size_t i = 0; !err && i < n; i++) {
+		err = mt_tracer__purge_add(t, procs[i].pid, procs[i].gen, 0, true);
+		if (err == -ENOSPC)
+			err = mt_tracer__purge_run(t, NULL, NULL) ?:
+			      mt_tracer__purge_add(t, procs[i].pid, procs[i].gen, 0, true);
+	}
+	err = mt_tracer__purge_run(t, NULL, NULL) ?: err;
+	/* their stacks' totals: out of the map as when retired, then dropped */
 	if (!err)
-		err = mt_tracer__retire(t, &id, 1, &gone, &ngone);
+		err = mt_tracer__retire(t, procs, n, &gone, &ngone);
 	free(gone);
-	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.proc_live), &key);
+	for (size_t i = 0; i < n; i++) {
+		__u32 key = (__u32)procs[i].pid;
+
+		bpf_map_delete_elem(bpf_map__fd(t->skel->maps.proc_live), &key);
+	}
 	return err;
 }
 

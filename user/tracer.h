@@ -76,10 +76,20 @@ typedef void (*mt_exec_cb)(void *ctx, pid_t tgid, uint32_t gen, uint32_t exec_id
 /* Readable when process events are pending; serve them with poll. */
 int mt_tracer__events_fd(struct mt_tracer *t);
 int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx);
-/* Release tgid's user blocks allocated by its images before exec_id (an
- * exec), as frees. 0 or -errno; *purged: how many. */
-int mt_tracer__purge(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
-		     uint64_t *purged);
+/*
+ * Release, as frees, the user blocks of process (tgid, gen): those its
+ * images before exec_id allocated (it exec'd), or all of them. Queued:
+ * mt_tracer__purge_run releases every queued process's in one pass over
+ * the blocks (MT_PURGE_MAX at most). 0 or -errno (-ENOSPC: run first).
+ */
+int mt_tracer__purge_add(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
+			 bool all);
+size_t mt_tracer__purge_pending(const struct mt_tracer *t);
+/* How many blocks a queued process lost. */
+typedef void (*mt_purge_cb)(void *ctx, pid_t tgid, uint32_t gen, bool all, uint64_t purged);
+/* Run the queued purges (cb may be NULL); the queue is empty after,
+ * also on failure. 0 or -errno. */
+int mt_tracer__purge_run(struct mt_tracer *t, mt_purge_cb cb, void *ctx);
 /* A process, as BPF names it (gen 0: whichever start). */
 struct mt_pid_gen {
 	pid_t pid;
@@ -94,9 +104,9 @@ struct mt_pid_gen {
  */
 int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n,
 		      struct mt_stat_entry **kept, size_t *nkept);
-/* Forget an exited process whose final numbers were reported: its user
- * blocks and per-stack totals. 0 or -errno. */
-int mt_tracer__drop_process(struct mt_tracer *t, pid_t tgid, uint32_t gen);
+/* Forget exited processes whose final numbers were reported: their user
+ * blocks and per-stack totals, in one pass over each map. 0 or -errno. */
+int mt_tracer__drop_processes(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n);
 /* The CFI unwinder's tables (NULL with --unwind fp). */
 struct mt_unwind *mt_tracer__unwind(struct mt_tracer *t);
 /*

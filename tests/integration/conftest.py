@@ -183,8 +183,20 @@ class Tracer:
                     raise AssertionError(f"no '{needle}' from memtrace; it said (after the "
                                          "startup lines; '>>' since this wait):\n" +
                                          "".join(self.lines[:first]) + ">>\n" +
-                                         "".join(self.lines[first:]))
+                                         "".join(self.lines[first:]) + self.state())
                 self.cond.wait(left)
+
+    def state(self):
+        """What memtrace is doing now (running, or blocked where), for a
+        failed wait."""
+        out = ""
+        for name in ("stat", "wchan", "syscall", "stack"):
+            try:
+                with open(f"/proc/{self.p.pid}/{name}") as f:
+                    out += f"memtrace's /proc/{self.p.pid}/{name}:\n{f.read()}\n"
+            except OSError as e:
+                out += f"memtrace's /proc/{self.p.pid}/{name}: {e}\n"
+        return out
 
     def finish(self, sig=None, timeout=30):
         """Signal (optional), wait for the exit; (exit code, reports,

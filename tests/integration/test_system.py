@@ -146,6 +146,26 @@ def test_exec_right_after_allocating():
         assert (new["alloc_bytes"], new["outstanding_bytes"]) == (3333, 3333), new
 
 
+def test_many_execs_released_together():
+    """40 processes exec one after the other, faster than memtrace's purges
+    run (each is one pass over all blocks, for every exec queued since the
+    last): every old image's block is released, no new image's is."""
+    n = 40
+    r = memtrace("--json", "-n", "0", "-v", "--", "sh", "-c",
+                 f"for i in $(seq {n}); do {prog('execer')} now; done")
+    assert r.returncode == 0, r.stderr
+    mine = reports(r.stdout)[-1]
+    old = by_function(mine["stacks"], "before_exec")
+    assert (old["alloc_bytes"], old["alloc_count"], old["outstanding_bytes"],
+            old["free_count"]) == (n * 5000, n, 0, n), old
+    new = by_function(mine["stacks"], "level3")
+    assert (new["alloc_bytes"], new["outstanding_bytes"]) == (n * 3333, n * 3333), new
+    assert mine["lost"]["free_missed"] == 0
+    # said by -v: each execer's block at least (and the shell's copies')
+    released = [int(l.split()[4]) for l in r.stderr.splitlines() if "exec'd:" in l]
+    assert sum(released) >= n, r.stderr
+
+
 def make_root(root):
     """A minimal root filesystem: nofp, its plugin, and its own copies of
     the dynamic loader and libc (other inodes than the host's)."""
