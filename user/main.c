@@ -769,12 +769,12 @@ static void on_purged(void *ctx, pid_t tgid, uint32_t gen, bool all, uint64_t pu
 
 /*
  * The exec purges queued: each is a pass over every bucket of the blocks'
- * map, however few it holds (about 5 ms at the default size), which one
- * per exec made memtrace fall behind from about 200 execs a second (-a on
- * a busy machine, or a command that runs many others). At most every
- * PURGE_MS, and never more than 1/PURGE_SHARE of the time: a block of an
- * old image waits that long (a new image's block at its address retires
- * it meanwhile, as stale). Always before a report (now).
+ * map, however few it holds (2-5 ms at the default size), which one per
+ * exec made memtrace fall behind from about 200 execs a second (-a on a
+ * busy machine, or a command that runs many others). At most every
+ * PURGE_MS, and at most 1/PURGE_SHARE of the time (a pass of 5 ms: every
+ * 250 ms): a block of an old image waits that long (a new image's block
+ * at its address retires it meanwhile). Always before a report (now).
  */
 #define PURGE_MS 100
 #define PURGE_SHARE 50
@@ -1331,6 +1331,7 @@ static void drop_reported(struct app *a)
 
 	if (!ids)
 		return;
+	run_purges(a, true); /* the execs' first, said with -v */
 	for (int i = 0; i < a->ntargets; i++) {
 		struct target *t = &a->targets[i];
 
