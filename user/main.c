@@ -863,15 +863,20 @@ static bool all_exited(struct app *a)
 }
 
 /* A target is gone: its final numbers stay, its unwind tables may go. */
+static bool last_target(const struct app *a, const struct target *t)
+{
+	for (int i = 0; i < a->ntargets; i++)
+		if (!a->targets[i].info.exited && &a->targets[i] != t)
+			return false;
+	return true;
+}
+
 static void target_gone(struct app *a, struct target *t)
 {
-	bool last = true;
-
-	for (int i = 0; i < a->ntargets; i++)
-		last &= a->targets[i].info.exited || &a->targets[i] == t;
 	/* -a keeps every table: the next short-lived run of the same
-	 * program finds it ready; the last target's go with memtrace */
-	if (!t->info.exited && a->unwind && !a->o.all && !last)
+	 * program finds it ready; the last target's go with memtrace (-a
+	 * asks nothing of the others: thousands of processes come and go) */
+	if (!t->info.exited && a->unwind && !a->o.all && !last_target(a, t))
 		mt_unwind__drop_process(a->unwind, t->info.pid);
 	t->info.exited = true;
 	/* -a -i forgets it after the report that shows its exit instead */
