@@ -93,9 +93,9 @@ def assert_no_probes_left(wait_s=3.0):
         time.sleep(0.05)
 
 
-def wait_stderr(t, needle, timeout=10):
+def wait_stderr(t, needle, timeout=10, anywhere=False):
     """Wait for a line of Tracer t's stderr containing needle."""
-    return t.wait_stderr(needle, timeout)
+    return t.wait_stderr(needle, timeout, anywhere)
 
 
 class Waiter:
@@ -166,12 +166,15 @@ class Tracer:
             self.eof = True
             self.cond.notify_all()
 
-    def wait_stderr(self, needle, timeout=10):
+    def wait_stderr(self, needle, timeout=10, anywhere=False):
         """The next stderr line containing needle (after the last one
-        found), within timeout seconds."""
+        found; anywhere: also before it), within timeout seconds."""
         deadline = time.monotonic() + timeout
         first = self.next
         with self.cond:
+            for line in self.lines[:first] if anywhere else ():
+                if needle in line:
+                    return line
             while True:
                 while self.next < len(self.lines):
                     line = self.lines[self.next]

@@ -201,13 +201,11 @@ def test_container_own_root_and_libc(tmp_path):
         # its libc: a file of its own, hooked when memtrace sees it mapped
         line = wait_stderr(t, "hooked malloc")  # the host's was hooked at start
         assert os.path.join(root, libc.lstrip("/")) in line, line
-        try:
-            wait_stderr(t, "unwind table for " + os.path.join(root, libc.lstrip("/")))
-        except AssertionError as e:
-            # seen in about 1 of 10 CI runs, not understood yet: what the
-            # process mapped then, for the next one to look at
-            with open(f"/proc/{p.pid}/maps") as f:
-                raise AssertionError(f"{e}\n/proc/{p.pid}/maps:\n{f.read()}") from None
+        # its table, maybe before the hook: memtrace reads the maps for the
+        # hooks, then again for the tables, and the loader may map libc in
+        # between (the hook comes at the next scan); about 1 CI run in 10
+        wait_stderr(t, "unwind table for " + os.path.join(root, libc.lstrip("/")),
+                    anywhere=True)
         os.kill(p.pid, signal.SIGUSR1)
         assert p.stdout.readline().strip() == "step1"
         time.sleep(1.2)
