@@ -1902,8 +1902,7 @@ struct {
 
 /* Release a block if its process is asked for: all its blocks, or those
  * of its images before exec_id. Accounted as frees. */
-static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_alloc *v,
-		      struct mt_purge_args *p)
+static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_alloc *v, void *ctx)
 {
 	struct mt_purge_key pk = { .tgid = k->tgid, .gen = k->gen };
 	struct mt_purge_req *r;
@@ -1921,18 +1920,14 @@ static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_all
 	if (!bpf_map_delete_elem(map, k)) {
 		account_free(&copy);
 		r->purged++;
-		p->purged++;
 	}
 	return 0;
 }
 
 SEC("syscall")
-int purge_process(struct mt_purge_args *args)
+int purge_process(void *ctx)
 {
-	struct mt_purge_args p = {};
-
-	bpf_for_each_map_elem(&allocs, purge_one, &p, 0);
-	args->purged = p.purged;
+	bpf_for_each_map_elem(&allocs, purge_one, NULL, 0);
 	return 0;
 }
 

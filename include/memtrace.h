@@ -282,10 +282,6 @@ struct mt_purge_req {
 	__u64 purged;		/* out: how many went */
 };
 
-struct mt_purge_args {
-	__u64 purged;		/* out: how many went in all */
-};
-
 /* clock_now (a BPF_PROG_RUN program): both clocks at one moment, to turn
  * the blocks' jiffies into CLOCK_MONOTONIC. */
 struct mt_clock {
@@ -313,7 +309,6 @@ _Static_assert(sizeof(struct mt_cfi_miss) == 40, "mt_cfi_miss layout");
 _Static_assert(sizeof(struct mt_proc_event) == 40, "mt_proc_event layout");
 _Static_assert(sizeof(struct mt_purge_key) == 8, "mt_purge_key layout");
 _Static_assert(sizeof(struct mt_purge_req) == 16, "mt_purge_req layout");
-_Static_assert(sizeof(struct mt_purge_args) == 8, "mt_purge_args layout");
 _Static_assert(sizeof(struct mt_clock) == 24, "mt_clock layout");
 
 #endif /* MEMTRACE_H */

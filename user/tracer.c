@@ -645,9 +645,7 @@ static void purge_clear(struct mt_tracer *t, int fd)
 int mt_tracer__purge_run(struct mt_tracer *t, mt_purge_cb cb, void *ctx)
 {
 	int fd = bpf_map__fd(t->skel->maps.purge_reqs), err = 0;
-	struct mt_purge_args args = {};
-	/* a syscall program writes its context back to ctx_in */
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
 
 	if (!t->npurges)
 		return 0;
