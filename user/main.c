@@ -1266,8 +1266,6 @@ static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint32_t exec_id, const
 		return;
 	}
 	err = mt_tracer__purge_add(a->tracer, tgid, gen, exec_id, false);
-	if (err == -ENOSPC)
-		err = run_purges(a, true) ?: mt_tracer__purge_add(a->tracer, tgid, gen, exec_id, false);
 	if (err)
 		fprintf(stderr, "memtrace: warning: PID %d exec'd; releasing its old blocks "
 			"failed: %s\n", tgid, strerror(-err));

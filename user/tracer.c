@@ -604,8 +604,6 @@ int mt_tracer__purge_add(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t
 
 	if (!gen)
 		return -EINVAL;
-	if (t->npurges == MT_PURGE_MAX)
-		return -ENOSPC;
 	if (!t->purge_idx && !(t->purge_idx = mt_pairmap__new(64)))
 		return -ENOMEM;
 	i = mt_pairmap__get(t->purge_idx, (uint32_t)tgid, gen);
@@ -632,36 +630,42 @@ size_t mt_tracer__purge_pending(const struct mt_tracer *t)
 	return t->npurges;
 }
 
-/* The requests out of BPF and out of the queue, whatever happened. */
-static void purge_clear(struct mt_tracer *t, int fd)
-{
-	for (size_t i = 0; i < t->npurges; i++)
-		bpf_map_delete_elem(fd, &t->purges[i].k);
-	t->npurges = 0;
-	mt_pairmap__free(t->purge_idx); /* a new one for the next batch */
-	t->purge_idx = NULL;
-}
-
-int mt_tracer__purge_run(struct mt_tracer *t, mt_purge_cb cb, void *ctx)
+/* One pass for up to MT_PURGE_MAX requests (what purge_reqs holds); they
+ * leave the map whatever happened. */
+static int purge_pass(struct mt_tracer *t, const struct purge *v, size_t n, mt_purge_cb cb,
+		      void *ctx)
 {
 	int fd = bpf_map__fd(t->skel->maps.purge_reqs), err = 0;
 	LIBBPF_OPTS(bpf_test_run_opts, opts);
 
-	if (!t->npurges)
-		return 0;
-	for (size_t i = 0; !err && i < t->npurges; i++)
-		if (bpf_map_update_elem(fd, &t->purges[i].k, &t->purges[i].r, BPF_ANY))
+	for (size_t i = 0; !err && i < n; i++)
+		if (bpf_map_update_elem(fd, &v[i].k, &v[i].r, BPF_ANY))
 			err = -errno;
 	if (!err && bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.purge_process), &opts))
 		err = -errno;
-	for (size_t i = 0; !err && cb && i < t->npurges; i++) {
-		const struct purge *p = &t->purges[i];
+	for (size_t i = 0; !err && cb && i < n; i++) {
 		struct mt_purge_req r = {};
 
-		bpf_map_lookup_elem(fd, &p->k, &r);
-		cb(ctx, (pid_t)p->k.tgid, p->k.gen, p->r.all, r.purged);
+		bpf_map_lookup_elem(fd, &v[i].k, &r);
+		cb(ctx, (pid_t)v[i].k.tgid, v[i].k.gen, v[i].r.all, r.purged);
 	}
-	purge_clear(t, fd);
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &v[i].k);
+	return err;
+}
+
+int mt_tracer__purge_run(struct mt_tracer *t, mt_purge_cb cb, void *ctx)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < t->npurges; i += MT_PURGE_MAX) {
+		size_t n = t->npurges - i < MT_PURGE_MAX ? t->npurges - i : MT_PURGE_MAX;
+
+		err = purge_pass(t, t->purges + i, n, cb, ctx) ?: err;
+	}
+	t->npurges = 0;
+	mt_pairmap__free(t->purge_idx); /* a new one for the next batch */
+	t->purge_idx = NULL;
 	return err;
 }
 
@@ -671,12 +675,8 @@ int mt_tracer__drop_processes(struct mt_tracer *t, const struct mt_pid_gen *proc
 	size_t ngone = 0;
 	int err = 0;
 
-	for (size_t i = 0; !err && i < n; i++) {
+	for (size_t i = 0; !err && i < n; i++)
 		err = mt_tracer__purge_add(t, procs[i].pid, procs[i].gen, 0, true);
-		if (err == -ENOSPC)
-			err = mt_tracer__purge_run(t, NULL, NULL) ?:
-			      mt_tracer__purge_add(t, procs[i].pid, procs[i].gen, 0, true);
-	}
 	err = mt_tracer__purge_run(t, NULL, NULL) ?: err;
 	/* their stacks' totals: out of the map as when retired, then dropped */
 	if (!err)

@@ -80,7 +80,7 @@ int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx);
  * Release, as frees, the user blocks of process (tgid, gen): those its
  * images before exec_id allocated (it exec'd), or all of them. Queued:
  * mt_tracer__purge_run releases every queued process's in one pass over
- * the blocks (MT_PURGE_MAX at most). 0 or -errno (-ENOSPC: run first).
+ * the blocks (one per MT_PURGE_MAX processes). 0 or -errno.
  */
 int mt_tracer__purge_add(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
 			 bool all);
