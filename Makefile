@@ -53,7 +53,7 @@ PROG_CXX := $(filter-out tests/progs/nofp_cxx.cpp,$(wildcard tests/progs/*.cpp))
 # The same program on other allocators (tests/integration/test_allocators.py)
 OTHER_ALLOCS := $(addprefix $(BUILD)/tests/progs/other_allocs_,jemalloc tcmalloc mimalloc musl_static glibc_static)
 # Built without frame pointers: only the CFI unwinder sees their callers
-NOFP_PROGS := $(addprefix $(BUILD)/tests/progs/,nofp nofp_nopie nofp_cxx libnofp_plugin.so memo)
+NOFP_PROGS := $(addprefix $(BUILD)/tests/progs/,nofp nofp_nopie nofp_cxx libnofp_plugin.so memo memo_far)
 PROGS := $(BUILD)/tests/progs/libmt_testlib.so $(OTHER_ALLOCS) $(NOFP_PROGS) $(BUILD)/tests/progs/prefixed $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_C)) \
 	$(patsubst tests/progs/%.cpp,$(BUILD)/tests/progs/%,$(PROG_CXX))
 # Test programs: known flags, frame pointers, no tail calls (each allocating
@@ -239,6 +239,11 @@ $(BUILD)/tests/progs/memo: tests/progs/memo.c $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(NOFP_FLAGS) $< -o $@
+
+$(BUILD)/tests/progs/memo_far: tests/progs/memo.c $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(NOFP_FLAGS) -DFAR=6000 $< -o $@
 
 $(BUILD)/tests/progs/libnofp_plugin.so: tests/progs/libnofp_plugin.c $(DEPS_STAMP)
 	$(call msg,CC,$@)

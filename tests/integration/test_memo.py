@@ -9,7 +9,9 @@ place, six of them at one stack depth. Each must come out exact; the whole repor
 must be the same as with every stack walked (MEMTRACE_TEST_NO_MEMO), also
 when the per-word tags are all the same (MEMTRACE_TEST_MEMO_NO_TAGS: the
 hash alone must tell the stacks apart); and a loop allocating from one
-stack must reuse its walk.
+stack must reuse its walk. memo_far is the same with a 6,000-byte frame
+above wrapper's caller: the words that tell the stacks apart lie beyond the
+first stretch of stack a check reads (MT_MEMO_WIN, 4 KiB).
 
 tests/progs/memo_many.c allocates from 256 places in turn, on one CPU: the
 table must hold them all (it held 256 walks a CPU, in 64 sets of 4, before
@@ -49,8 +51,9 @@ def frames(e):
     return tuple((f["symbol"], f["file"], f["line"]) for f in e["frames"])
 
 
-def test_one_place_seven_stacks(monkeypatch):
-    rep, reused = run(monkeypatch)
+@pytest.mark.parametrize("name", ["memo", "memo_far"])
+def test_one_place_seven_stacks(monkeypatch, name):
+    rep, reused = run(monkeypatch, name=name)
     got = {}
     for e in rep["stacks"]:
         if names(e)[:1] != ["wrapper"]:
@@ -72,10 +75,11 @@ def test_one_place_seven_stacks(monkeypatch):
     assert reused >= LOOP * 9 // 10, reused
 
 
+@pytest.mark.parametrize("name", ["memo", "memo_far"])
 @pytest.mark.parametrize("tags", [True, False], ids=["tags", "hash_alone"])
-def test_same_report_as_walking_every_stack(monkeypatch, tags):
-    with_memo, reused = run(monkeypatch, tags=tags)
-    without, none = run(monkeypatch, memo=False)
+def test_same_report_as_walking_every_stack(monkeypatch, tags, name):
+    with_memo, reused = run(monkeypatch, tags=tags, name=name)
+    without, none = run(monkeypatch, memo=False, name=name)
     assert none == 0 and reused > 0
 
     def table(rep):

@@ -11,6 +11,9 @@
  *        with a new value every round in the rbp that wrapper saves.
  *   loop: LOOP times, grand_a -> loop_parent -> wrapper: malloc(404).
  * Everything is freed at once. Prints "done".
+ * Built again with -DFAR=N as memo_far: parent and loop_parent keep N bytes
+ * on the stack, so the words above them lie more than a check's window
+ * (MT_MEMO_WIN) above the start and each check reads the stack twice.
  */
 #include "testprog.h"
 
@@ -18,6 +21,14 @@
 #define LOOP 2000
 
 static volatile long sink;
+
+#ifdef FAR
+#define FAR_FRAME(round)                                                \
+	volatile char far_frame[FAR];                                   \
+	far_frame[0] = (char)(round)
+#else
+#define FAR_FRAME(round) (void)0
+#endif
 
 NOINLINE void *wrapper(size_t n)
 {
@@ -30,6 +41,7 @@ NOINLINE void *wrapper(size_t n)
 
 NOINLINE void parent(long round)
 {
+	FAR_FRAME(round);
 	hold(wrapper(101));
 	sink ^= round;
 	hold(wrapper(202));
@@ -39,6 +51,7 @@ NOINLINE void parent(long round)
 
 NOINLINE void loop_parent(long round)
 {
+	FAR_FRAME(round);
 	hold(wrapper(404));
 	sink -= round;
 }
