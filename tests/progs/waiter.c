@@ -8,6 +8,7 @@
  *   step 2: exit (or, with "stay", keep waiting for signals)
  * With "thread" it also starts an idle thread, and prints its ID too.
  */
+#define _GNU_SOURCE /* gettid */
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
