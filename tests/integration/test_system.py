@@ -363,7 +363,12 @@ def test_short_lived_program(tmp_path):
     assert rc == 0, err
     mine = of_pid(reps[-1], b.pid)
     level3 = [e for e in mine if e["frames"] and e["frames"][0]["symbol"] == "level3"]
-    assert sum(e["alloc_count"] for e in level3) == 3
+    # failed once in a fresh-clone CI run (0 == 3), never alone (15 of 15):
+    # what the second run's stacks were, and what memtrace said of it
+    assert sum(e["alloc_count"] for e in level3) == 3, (
+        [(e["alloc_count"], e["truncated"], [f["symbol"] for f in e["frames"]][:4]) for e in mine],
+        [p for p in reps[-1]["processes"] if p["pid"] == b.pid], reps[-1]["lost"],
+        [l for l in err.splitlines() if "nofp" in l or str(b.pid) in l])
     for e in level3:
         assert [f["symbol"] for f in e["frames"]][-4:] == [
             "main", "__libc_start_call_main", "__libc_start_main@@GLIBC_2.34", "_start"]
