@@ -118,10 +118,10 @@ $(BUILD)/memtrace: $(USER_OBJS) | $(PRELOAD_LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
 
-$(PRELOAD_LIB): user/preload.c $(DEPS_STAMP)
+$(PRELOAD_LIB): user/preload.c include/memtrace.h $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(PRELOAD_FLAGS) $< -o $@
+	$(Q)$(CC) $(PRELOAD_FLAGS) -Iinclude user/preload.c -o $@
 
 $(BUILD)/tests/unit/%.o: tests/unit/%.c $(DEPS_STAMP)
 	$(call msg,CC,$@)

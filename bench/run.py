@@ -35,10 +35,10 @@ SIZES = {  # workload: (full, small)
     "cxx": (5000, 20),
 }
 TRACERS = ["none", "floor", "memtrace-fp", "memtrace", "sampled", "floor-preload", "preload",
-           "preload-sampled",
+           "preload-sampled", "floor-batch", "batch",
            "bpftrace", "heaptrack", "massif", "before"]
 # whose empty probes a tracer's "x floor" is counted in
-FLOOR_OF = {"preload": "floor-preload", "preload-sampled": "floor-preload"}
+FLOOR_OF = {"preload": "floor-preload", "preload-sampled": "floor-preload", "batch": "floor-batch"}
 BEFORE = None  # --before: another memtrace binary, default mode (A/B in one run)
 
 
@@ -97,6 +97,10 @@ def tracer_cmd(tracer, cmd, tmp):
         return [MEMTRACE, "--unwind", "fp", "--json", "-o", out, "--", *cmd], out
     if tracer == "sampled":
         return [MEMTRACE, "--sample-bytes", "512K", "--json", "-o", out, "--", *cmd], out
+    if tracer == "batch":  # the library walks stacks and hands over batches
+        return [MEMTRACE, "--batch", "--json", "-o", out, "--", *cmd], out
+    if tracer == "floor-batch":
+        return [MEMTRACE, "--batch", "--probe-floor", "--json", "-o", out, "--", *cmd], out
     if tracer == "preload-sampled":  # the library samples: only sampled blocks trap
         return [MEMTRACE, "--preload", "--sample-bytes", "512K", "--json", "-o", out, "--",
                 *cmd], out
@@ -117,7 +121,8 @@ def tracer_cmd(tracer, cmd, tmp):
 def available(tracer):
     tool = {"none": None, "floor": MEMTRACE, "memtrace": MEMTRACE, "memtrace-fp": MEMTRACE,
             "sampled": MEMTRACE, "preload": MEMTRACE, "floor-preload": MEMTRACE,
-            "preload-sampled": MEMTRACE, "before": BEFORE or "/nonexistent",
+            "preload-sampled": MEMTRACE, "floor-batch": MEMTRACE, "batch": MEMTRACE,
+            "before": BEFORE or "/nonexistent",
             "bpftrace": "bpftrace",
             "heaptrack": "heaptrack", "massif": "valgrind"}[tracer]
     return tool is None or shutil.which(tool) or os.access(tool, os.X_OK)
@@ -219,7 +224,7 @@ def vs_floor(runs, tracer, workload):
     probes add, paired within each repetition (the VM's speed drifts
     between repetitions far more than within one)."""
     floor = FLOOR_OF.get(tracer, "floor")
-    if floor not in runs or tracer in ("none", "floor", "floor-preload"):
+    if floor not in runs or tracer in ("none", "floor", "floor-preload", "floor-batch"):
         return None
     key = "ns_per_pair" if workload.startswith("churn") else "own_s"
     xs = []
@@ -269,7 +274,7 @@ def svg_chart(rows, path):
         return
     colors = {"floor": "#9e9e9e", "memtrace": "#1f77b4", "memtrace-fp": "#aec7e8", "sampled": "#17becf",
               "floor-preload": "#c7c7c7", "preload": "#ff7f0e", "preload-sampled": "#ffbb78",
-              "bpftrace": "#d62728",
+              "floor-batch": "#dddddd", "batch": "#8c564b", "bpftrace": "#d62728",
               "heaptrack": "#2ca02c", "massif": "#9467bd"}
     top = max(r["ratio"][0] for r in rows)
     decades = max(1, math.ceil(math.log10(max(top, 1.01))))
@@ -379,7 +384,8 @@ def main():
     svg_chart(rows, os.path.join(a.out, "chart.svg"))
     failed = [r for r in rows if "error" in r and r["tracer"] in ("none", "floor", "memtrace",
                                                                    "memtrace-fp", "sampled", "preload",
-                                                                   "floor-preload", "preload-sampled")]
+                                                                   "floor-preload", "preload-sampled",
+                                                                   "floor-batch", "batch")]
     if failed:
         sys.exit("bench: Error: memtrace or the baseline failed: "
                  + "; ".join(f'{r["workload"]}/{r["tracer"]}: {r["error"]}' for r in failed))

@@ -1333,6 +1333,9 @@ static __always_inline void account_free(const struct mt_alloc *a)
 	proc_live_add(a->owner, -1);
 }
 
+static __always_inline void record_block(struct mt_alloc_key *k, struct mt_alloc *ap,
+					 bool kernel);
+
 /* kind: 0 (malloc and friends), MT_STACK_KERNEL, MT_STACK_MMAP, MT_STACK_BRK;
  * f: where the user stack's walk starts (NULL for the kernel's) */
 static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u64 size,
@@ -1343,7 +1346,6 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	struct mt_alloc_key k = { .tgid = kernel ? MT_KERNEL_TGID : tgid, .gen = kernel ? 0 : gen,
 				  .addr = addr };
 	struct mt_alloc a = { .size = size, .count = 1, .owner = tgid, .owner_gen = gen };
-	long err;
 
 	if (size < min_size || size > max_size) {
 		count(MT_CNT_SIZE_FILTERED, 1);
@@ -1360,17 +1362,27 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 	a.stack_id = capture_stack(ctx, kind, f);
 	if (a.stack_id == MT_STACK_IRQ)
 		return;
+	record_block(&k, &a, kernel);
+}
+
+/* A block with its stack: into allocs and its stack's totals. */
+static __always_inline void record_block(struct mt_alloc_key *k, struct mt_alloc *ap, bool kernel)
+{
+	struct mt_alloc a = *ap;
+	__u32 tgid = a.owner, gen = a.owner_gen;
+	long err;
+
 	if (!proc_room(tgid)) {
 		count(MT_CNT_LOST_PROCESS_LIMIT, 1);
 		return;
 	}
 	a.ts = alloc_time();
 	a.exec_id = exec_id();
-	err = bpf_map_update_elem(&allocs, &k, &a, BPF_NOEXIST);
+	err = bpf_map_update_elem(&allocs, k, &a, BPF_NOEXIST);
 	if (err == -17) {
 		/* the old block's free was never seen: retire it first (an old
 		 * image's, whose exec userspace has not purged yet, is no loss) */
-		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
+		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, k);
 		struct mt_alloc copy = {};
 
 		if (old) {
@@ -1379,7 +1391,7 @@ static __always_inline void record_alloc(void *ctx, __u32 tgid, __u64 addr, __u6
 		}
 		if (!old || kernel || copy.exec_id == a.exec_id)
 			count(MT_CNT_LOST_STALE, 1);
-		err = bpf_map_update_elem(&allocs, &k, &a, BPF_ANY);
+		err = bpf_map_update_elem(&allocs, k, &a, BPF_ANY);
 	}
 	if (err) {
 		count(MT_CNT_LOST_ALLOCS_FULL, 1);
@@ -1583,31 +1595,37 @@ static __always_inline __u64 mul_sat(__u64 n, __u64 size)
 	return n * size;
 }
 
+/* Take a tracked block out of the books; false if it was not tracked. */
+static __always_inline bool free_block(struct mt_alloc_key *k)
+{
+	struct mt_alloc *a = bpf_map_lookup_elem(&allocs, k), copy;
+
+	if (!a)
+		return false;
+	copy = *a;
+	/* a concurrent free of the same block (a double free) lost the race */
+	if (!bpf_map_delete_elem(&allocs, k))
+		account_free(&copy);
+	return true;
+}
+
 static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct mt_alloc_key k = { .tgid = id >> 32, .gen = proc_gen(), .addr = ptr };
-	struct mt_alloc *a, copy;
 
 	if (!ptr)
 		return 0;
-	a = bpf_map_lookup_elem(&allocs, &k);
-	if (!a) {
-		/* realloc(p, 0) frees p through free(), but realloc took p out
-		 * of allocs at its entry and accounts it: not a lost free. The
-		 * thread's state is read only here, not on every free. */
-		if (nested_in(thread_call(false), PT_REGS_SP(ctx)))
-			count(MT_CNT_NESTED, 1);
-		/* when sampling, most blocks are not tracked: nothing lost */
-		else if (!sample_bytes && !tree_overlap)
-			count(MT_CNT_LOST_FREE_UNTRACKED, 1);
+	if (free_block(&k))
 		return 0;
-	}
-	copy = *a;
-	/* a concurrent free of the same block (a double free) lost the race */
-	if (bpf_map_delete_elem(&allocs, &k))
-		return 0;
-	account_free(&copy);
+	/* realloc(p, 0) frees p through free(), but realloc took p out of
+	 * allocs at its entry and accounts it: not a lost free. The thread's
+	 * state is read only here, not on every free. */
+	if (nested_in(thread_call(false), PT_REGS_SP(ctx)))
+		count(MT_CNT_NESTED, 1);
+	/* when sampling, most blocks are not tracked: nothing lost */
+	else if (!sample_bytes && !tree_overlap)
+		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
 	return 0;
 }
 
@@ -1792,6 +1810,211 @@ int preload_site(struct pt_regs *ctx)
 		return 0;
 	f = (struct mt_frame){ PT_REGS_PARM3(ctx), PT_REGS_PARM4(ctx), PT_REGS_PARM5(ctx) };
 	record_alloc(ctx, tgid, a2, a1, 0, &f);
+	return 0;
+}
+
+/*
+ * --preload --batch: the library queues its events in order and hands
+ * them over a batch at a time at memtrace_site_batch(events, n), one
+ * optimized probe hit for up to MT_BATCH_MAX events. Stacks were walked in
+ * the process (where reading its stack costs nothing); a stack's frames
+ * come once, in an MT_BEV_STACK event, and batch_stacks keeps what the
+ * library's key for it stands for. A block allocated and freed within one
+ * batch comes as one MT_BEV_PAIR: only its stack's totals change.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MT_DEFAULT_MAX_STACKS);
+	__type(key, struct mt_batch_key);
+	__type(value, struct mt_batch_stack);
+} batch_stacks SEC(".maps");
+
+/* realloc's old blocks between MT_BEV_HOLD and RELEASE or REVIVE; LRU:
+ * a process that ends inside realloc leaves one behind */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MT_BATCH_MAX);
+	__type(key, struct mt_alloc_key);
+	__type(value, struct mt_alloc);
+} batch_held SEC(".maps");
+
+/* Events read from the process a chunk at a time: one read per 4 KiB. */
+#define MT_BATCH_CHUNK 128
+
+struct batch_scratch {
+	struct mt_batch_ev ev[MT_BATCH_CHUNK];
+	struct mt_stack stack;
+};
+
+/* Two per CPU: a batch preempted mid-way, and another task's on the same
+ * CPU (batch_level says how many run there). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct batch_scratch);
+} batch_buf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} batch_level SEC(".maps");
+
+struct batch {
+	__u64 events;	/* in the process */
+	__u32 n, tgid, gen, slot;
+};
+
+/* An MT_BEV_STACK: store the frames, remember what the key stands for. */
+static __always_inline void batch_stack(struct batch *b, struct batch_scratch *sc,
+					const struct mt_batch_ev *e)
+{
+	struct mt_batch_key k = { .tgid = b->tgid, .gen = b->gen, .key = e->stack };
+	struct mt_batch_stack v = {};
+	struct mt_stack *s = &sc->stack;
+	__u64 size = e->size;
+
+	if (size < 8 + 8 || size > sizeof(*s) ||
+	    bpf_probe_read_user(s, size & (sizeof(*s) * 2 - 1), (void *)e->addr) ||
+	    s->depth > MT_MAX_DEPTH || 8 + 8 * (__u64)s->depth != size) {
+		count(MT_CNT_LOST_STACK_FAILED, 1);
+		return;
+	}
+	v.truncated = s->flags & MT_STACK_F_TRUNCATED;
+	v.stack_id = store_stack(s, 0);
+	if (bpf_map_update_elem(&batch_stacks, &k, &v, BPF_ANY))
+		count(MT_CNT_LOST_STACKS_FULL, 1);
+}
+
+static __always_inline void batch_alloc(struct batch *b, const struct mt_batch_ev *e)
+{
+	struct mt_batch_key bk = { .tgid = b->tgid, .gen = b->gen, .key = e->stack };
+	struct mt_alloc_key k = { .tgid = b->tgid, .gen = b->gen, .addr = e->addr };
+	struct mt_alloc a = { .size = e->size, .count = 1, .owner = b->tgid, .owner_gen = b->gen };
+	struct mt_batch_stack *st = e->stack ? bpf_map_lookup_elem(&batch_stacks, &bk) : NULL;
+
+	if (e->size < min_size || e->size > max_size) {
+		count(MT_CNT_SIZE_FILTERED, 1);
+		return;
+	}
+	if (!st || !st->stack_id) {
+		/* told already when its MT_BEV_STACK failed, or none came */
+		if (!st)
+			count(MT_CNT_LOST_STACK_FAILED, 1);
+	} else {
+		a.stack_id = st->stack_id;
+		if (st->truncated)
+			count(MT_CNT_LOST_TRUNCATED, 1);
+	}
+	if (e->kind == MT_BEV_ALLOC) {
+		record_block(&k, &a, false);
+		return;
+	}
+	stats_add(b->tgid, b->gen, a.stack_id, a.size, 1);
+}
+
+/* A free, or a realloc's old block: held while the call runs, then gone
+ * (it worked) or back (it failed: the block is still the caller's). */
+static __always_inline void batch_free(struct batch *b, const struct mt_batch_ev *e)
+{
+	struct mt_alloc_key k = { .tgid = b->tgid, .gen = b->gen, .addr = e->addr };
+	struct mt_alloc *a;
+
+	switch (e->kind) {
+	case MT_BEV_RELEASE:
+		bpf_map_delete_elem(&batch_held, &k);
+		return;
+	case MT_BEV_REVIVE:
+		a = bpf_map_lookup_elem(&batch_held, &k);
+		if (a && !bpf_map_update_elem(&allocs, &k, a, BPF_NOEXIST)) {
+			outstanding_add(a->size);
+			proc_live_add(b->tgid, 1);
+		}
+		bpf_map_delete_elem(&batch_held, &k);
+		return;
+	case MT_BEV_HOLD:
+		a = bpf_map_lookup_elem(&allocs, &k);
+		if (a)
+			bpf_map_update_elem(&batch_held, &k, a, BPF_ANY);
+		break;
+	}
+	if (!free_block(&k) && !tree_overlap)
+		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
+}
+
+static long batch_one(__u64 i, struct batch *b)
+{
+	struct batch_scratch *sc = bpf_map_lookup_elem(&batch_buf, &b->slot);
+	__u32 j = i % MT_BATCH_CHUNK;
+	struct mt_batch_ev *e;
+
+	if (!sc)
+		return 1;
+	if (!j) {
+		__u64 left = b->n - i;
+
+		if (left > MT_BATCH_CHUNK)
+			left = MT_BATCH_CHUNK;
+		if (bpf_probe_read_user(sc->ev, left * sizeof(*e) & (sizeof(sc->ev) * 2 - 1),
+					(void *)(b->events + i * sizeof(*e)))) {
+			count(MT_CNT_LOST_BATCH_UNREAD, b->n - i);
+			return 1;
+		}
+	}
+	e = &sc->ev[j & (MT_BATCH_CHUNK - 1)];
+	switch (e->kind) {
+	case MT_BEV_ALLOC:
+	case MT_BEV_PAIR:
+		batch_alloc(b, e);
+		break;
+	case MT_BEV_FREE:
+	case MT_BEV_HOLD:
+	case MT_BEV_RELEASE:
+	case MT_BEV_REVIVE:
+		batch_free(b, e);
+		break;
+	case MT_BEV_STACK:
+		batch_stack(b, sc, e);
+		break;
+	case MT_BEV_FAILED:
+		count(MT_CNT_ALLOC_FAILED, 1);
+		break;
+	case MT_BEV_NESTED:
+		count(MT_CNT_NESTED, 1);
+		break;
+	default:
+		count(MT_CNT_LOST_BATCH_UNREAD, 1);
+		break;
+	}
+	return 0;
+}
+
+SEC("uprobe.multi")
+int preload_batch(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 zero = 0, *level = bpf_map_lookup_elem(&batch_level, &zero);
+	struct batch b = {
+		.events = PT_REGS_PARM1(ctx),
+		.n = PT_REGS_PARM2(ctx) > MT_BATCH_MAX ? MT_BATCH_MAX : PT_REGS_PARM2(ctx),
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+	};
+
+	if (!traced_hit(cookie, b.tgid) || !level)
+		return 0;
+	if (PT_REGS_PARM2(ctx) > MT_BATCH_MAX)
+		count(MT_CNT_LOST_BATCH_UNREAD, PT_REGS_PARM2(ctx) - MT_BATCH_MAX);
+	b.slot = __sync_fetch_and_add(level, 1);
+	if (b.slot < 2) {
+		b.gen = proc_gen();
+		bpf_loop(b.n, batch_one, &b, 0);
+	} else {
+		count(MT_CNT_LOST_BATCH_UNREAD, b.n);
+	}
+	__sync_fetch_and_add(level, -1);
 	return 0;
 }
 

@@ -40,6 +40,8 @@ enum mt_fn {
 	MT_FN_SBRK,		/* (increment) */
 	/* --preload's return site (after realloc): (ret, pc, sp, bp) */
 	MT_FN_PRELOAD_RETURN,
+	/* --preload --batch: the library hands over its events (events, n) */
+	MT_FN_PRELOAD_BATCH,
 	MT_FN__COUNT,
 	/* attach cookie flag: the function calls no other traced function (a
 	 * leaf), so a call with nothing to record needs no state and no return */
@@ -78,6 +80,7 @@ enum mt_counter {
 	MT_CNT_LOST_UNWIND_REQUEST, /* table request dropped (ring buffer full) */
 	MT_CNT_LOST_PROC_EVENT,	/* exec not told to userspace (ring buffer full) */
 	MT_CNT_LOST_PROCESS_LIMIT, /* over --max-allocs-per-process: not recorded */
+	MT_CNT_LOST_BATCH_UNREAD, /* --batch: events that could not be read */
 	MT_CNT__COUNT,
 };
 
@@ -291,6 +294,51 @@ struct mt_clock {
 	__u32 pad;
 };
 
+/*
+ * --preload --batch: the events the preload library queues, in the order
+ * they happened in the process, handed to BPF a batch at a time (one probe
+ * hit for up to MT_BATCH_MAX of them). Stacks are walked in the process
+ * and named by the library's own key; a key's first use comes after an
+ * MT_BEV_STACK event that carries its frames.
+ */
+#define MT_BATCH_MAX 4096	/* events in one batch, at most */
+#define MT_BATCH_DEFAULT 1024
+
+enum mt_batch_kind {
+	MT_BEV_ALLOC = 1,	/* addr, size, stack */
+	MT_BEV_FREE,		/* addr */
+	MT_BEV_PAIR,		/* size, stack: allocated and freed in the batch */
+	MT_BEV_STACK,		/* stack: the key; addr: its struct mt_stack in
+				 * the process; size: its bytes */
+	MT_BEV_FAILED,		/* an allocation that returned NULL */
+	MT_BEV_HOLD,		/* addr: realloc's old block leaves the books, held */
+	MT_BEV_RELEASE,		/* addr: the held block is gone (realloc worked) */
+	MT_BEV_REVIVE,		/* addr: the held block is back (realloc failed) */
+	MT_BEV_NESTED,		/* a call inside realloc (mimalloc's realloc frees
+				 * through mi_free): counted, not recorded */
+};
+
+struct mt_batch_ev {
+	__u64 addr;
+	__u64 size;
+	__u64 stack;		/* the library's key; 0: none */
+	__u32 kind;
+	__u32 pad;
+};
+
+/* batch_stacks: a process's stack keys and the stacks they stand for */
+struct mt_batch_key {
+	__u32 tgid;
+	__u32 gen;
+	__u64 key;
+};
+
+struct mt_batch_stack {
+	__u64 stack_id;		/* in `stacks`; 0: could not be stored */
+	__u32 truncated;
+	__u32 pad;
+};
+
 /* mt_stack flags */
 #define MT_STACK_F_TRUNCATED 1	/* the walk stopped before the outermost frame */
 #define MT_STACK_F_FP 2		/* some frames came from frame pointers */
@@ -310,5 +358,8 @@ _Static_assert(sizeof(struct mt_proc_event) == 40, "mt_proc_event layout");
 _Static_assert(sizeof(struct mt_purge_key) == 8, "mt_purge_key layout");
 _Static_assert(sizeof(struct mt_purge_req) == 16, "mt_purge_req layout");
 _Static_assert(sizeof(struct mt_clock) == 24, "mt_clock layout");
+_Static_assert(sizeof(struct mt_batch_ev) == 32, "mt_batch_ev layout");
+_Static_assert(sizeof(struct mt_batch_key) == 16, "mt_batch_key layout");
+_Static_assert(sizeof(struct mt_batch_stack) == 16, "mt_batch_stack layout");
 
 #endif /* MEMTRACE_H */

@@ -11,7 +11,7 @@ say() { echo "setup: $*"; }
 PKGS=(make gcc g++ clang llvm pkg-config libbpf-dev bpftool libelf-dev libdw-dev
       zlib1g-dev libzstd-dev libcriterion-dev libiberty-dev libcapstone-dev python3 python3-pytest util-linux
       sqlite3 bpftrace heaptrack valgrind libjemalloc-dev libgoogle-perftools-dev musl-tools
-      libclang-rt-dev libmimalloc-dev)
+      libclang-rt-dev libmimalloc-dev libunwind8)
 BACKPORTS=(libbpf-dev libbpf1 bpftool libelf-dev libdw-dev libelf1 libdw1 libdebuginfod1)
 
 [ "$(id -u)" = 0 ] || die "must run as root (it installs packages); try: sudo $0"

@@ -56,6 +56,7 @@ struct mt_opts {
 	bool kernel;		/* --kernel */
 	bool mmap;		/* --mmap */
 	bool preload;		/* --preload: -- COMMAND with libmemtrace-preload.so */
+	uint64_t batch;		/* --batch: events a batch (0: no batches) */
 	bool unwind_fp;		/* --unwind fp: frame pointers only */
 	struct mt_custom_fn custom[MT_MAX_CUSTOM_FNS];
 	int ncustom;

@@ -4,6 +4,7 @@
  * checked before touching BPF, attaches, runs the event loop and prints
  * reports. The only module that writes to the user.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -523,6 +524,43 @@ static int find_preload(struct app *a, char *path, size_t len)
 	return MT_EXIT_RUNTIME;
 }
 
+/* --batch: what the library is told (MEMTRACE_BATCH, MEMTRACE_BATCH_DEPTH).
+ * 0, or an exit code. */
+static int setup_batch(struct app *a, const char *cmd_path)
+{
+	char v[32];
+	void *h;
+
+	if (!a->o.batch) {
+		unsetenv("MEMTRACE_BATCH");
+		return 0;
+	}
+	/* its own free would see the blocks of its own operator new, whose
+	 * probes record at once, while the library's events come later */
+	if (mt_elf__defines(cmd_path, "free")) {
+		error("--batch: %s defines free itself (run with --preload alone)", cmd_path);
+		return MT_EXIT_USAGE;
+	}
+	/* the library walks stacks with it: say now if it is missing */
+	h = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_LOCAL);
+	if (!h) {
+		error("--batch needs libunwind.so.8 (Debian: libunwind8), which does not load: "
+		      "%s", dlerror());
+		return MT_EXIT_RUNTIME;
+	}
+	dlclose(h);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)a->o.batch);
+	if (setenv("MEMTRACE_BATCH", v, 1))
+		goto oom;
+	snprintf(v, sizeof(v), "%u", a->o.max_depth);
+	if (setenv("MEMTRACE_BATCH_DEPTH", v, 1))
+		goto oom;
+	return 0;
+oom:
+	error("out of memory");
+	return MT_EXIT_RUNTIME;
+}
+
 /* --preload: COMMAND's LD_PRELOAD gets the library first. 0, or an exit code. */
 static int setup_preload(struct app *a, const char *cmd_path)
 {
@@ -555,6 +593,8 @@ static int setup_preload(struct app *a, const char *cmd_path)
 		return MT_EXIT_RUNTIME;
 	}
 	free(v);
+	if ((rc = setup_batch(a, cmd_path)))
+		return rc;
 	/* --sample-bytes: the library samples, at the same rate */
 	if (a->o.sample_bytes) {
 		char rate[32];
@@ -1564,7 +1604,7 @@ int main(int argc, char **argv)
 		.bpf_stats = a->o.bpf_stats, .mmap = a->o.mmap,
 		.max_allocs_per_proc = a->o.max_allocs_per_proc,
 		.sample_bytes = a->o.sample_bytes, .kernel = a->o.kernel,
-		.unwind_fp = a->o.unwind_fp, .preload = a->o.preload,
+		.unwind_fp = a->o.unwind_fp, .preload = a->o.preload, .batch = a->o.batch != 0,
 		.all = a->o.all, .self = getpid(),
 		.comms = (const char (*)[16])a->o.comms, .ncomms = a->o.ncomms,
 		.cgroup_fd = a->cgroup_fd,

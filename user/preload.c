@@ -28,6 +28,7 @@
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "memtrace.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -47,6 +48,7 @@ SITE(memtrace_site_alloc);
 SITE(memtrace_site_free);
 SITE(memtrace_site_realloc);
 SITE(memtrace_site_return);
+SITE(memtrace_site_batch);
 
 /* rate: the library's --sample-bytes (0: every call comes to its site);
  * sampled: whether realloc's new block is one (64 bits: BPF reads the
@@ -55,10 +57,12 @@ void memtrace_site_alloc(size_t size, void *p, void *pc, void *sp, void *bp, uin
 void memtrace_site_free(void *p);
 void memtrace_site_realloc(void *old, size_t size, uint64_t rate, uint64_t sampled);
 void memtrace_site_return(void *p, void *pc, void *sp, void *bp);
+void memtrace_site_batch(const struct mt_batch_ev *ev, uint64_t n);
 
 /* The caller's registers once this function has returned: return address,
  * stack pointer above it, the frame pointer this function saved. */
-#define CALLER (((void **)__builtin_frame_address(0))[1]), \
+#define CALLER_PC (((void **)__builtin_frame_address(0))[1])
+#define CALLER CALLER_PC, \
 	((void **)__builtin_frame_address(0) + 2),          \
 	(((void **)__builtin_frame_address(0))[0])
 
@@ -270,13 +274,13 @@ static void yield(void)
 	__asm__ volatile("syscall" : "=a"(ret) : "a"(24 /* sched_yield */) : "rcx", "r11", "memory");
 }
 
-static void set_take(void)
+/* A spin lock: the holder may be preempted, so let it run at times. */
+static void lock_take(int *lock)
 {
 	unsigned spins = 0;
 
-	while (__atomic_exchange_n(&set_lock, 1, __ATOMIC_ACQUIRE))
-		while (__atomic_load_n(&set_lock, __ATOMIC_RELAXED)) {
-			/* the holder may be preempted: let it run */
+	while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(lock, __ATOMIC_RELAXED)) {
 			if (++spins % 128 == 0)
 				yield();
 			else
@@ -284,9 +288,19 @@ static void set_take(void)
 		}
 }
 
+static void lock_give(int *lock)
+{
+	__atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
+
+static void set_take(void)
+{
+	lock_take(&set_lock);
+}
+
 static void set_give(void)
 {
-	__atomic_store_n(&set_lock, 0, __ATOMIC_RELEASE);
+	lock_give(&set_lock);
 }
 
 static void track(void *block)
@@ -370,16 +384,342 @@ static void set_fork_child(void)
 	sampler.left = 0;
 }
 
+/*
+ * --batch (MEMTRACE_BATCH=N): the events go into one queue, in the order
+ * they happen in the process, and memtrace gets them N at a time at
+ * memtrace_site_batch: one optimized probe hit a batch. The stack of each
+ * allocation is walked here, with libunwind, where reading the stack
+ * costs nothing (from BPF every read of user memory is a copy with fault
+ * handling); a stack's frames go to memtrace once, named by their hash.
+ * A block freed while its allocation is still queued turns into a PAIR
+ * event: only its stack's totals change, the books of live blocks never
+ * see it. The queue is handed over when it is full, at exit (after which
+ * every call goes to its site, as without --batch: late destructors'
+ * frees are seen), before exec and _exit; fork's child starts empty.
+ */
+static uint32_t batch_max;	/* 0: no batches */
+static uint32_t batch_depth = MT_MAX_DEPTH;
+static int (*unwind)(void **, int);
+
+static struct mt_batch_ev q_ev[MT_BATCH_MAX];
+static uint32_t q_n;
+static int q_lock;
+static int q_closed;		/* handed over at exit: sites from now on */
+static int q_pid;		/* whose queue it is (a vfork child is not) */
+
+/* the frames of the stacks defined in this batch */
+#define Q_DEFS 64
+static struct mt_stack q_defs[Q_DEFS];
+static uint32_t q_ndefs;
+
+/* the stack keys memtrace was given; full at 3/4: defined again each time */
+#define KEY_BITS 16
+static uint64_t keys[1u << KEY_BITS];
+static uint32_t nkeys;
+
+/* the queued allocations by address, for their frees; stale once their
+ * batch is gone (q_batch moves on) */
+#define PEND_BITS 13
+#define PEND_GONE 1	/* freed in the batch: no block has that address */
+struct pend {
+	uintptr_t addr;
+	uint32_t idx;
+	uint32_t batch;
+};
+static struct pend pend[1u << PEND_BITS];
+static uint32_t q_batch = 1;
+
+_Static_assert((1u << PEND_BITS) >= 2 * MT_BATCH_MAX, "pend: half empty at most");
+
+static int getpid_(void)
+{
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(39 /* getpid */) : "rcx", "r11", "memory");
+	return (int)ret;
+}
+
+static int batching(void)
+{
+	return __atomic_load_n(&batch_max, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* Under q_lock. The queue is the process's: a vfork child (whose memory
+ * is its parent's) leaves it alone. 0, or -1 if it is not this one's. */
+static int q_flush(void)
+{
+	if (q_pid != getpid_())
+		return -1;
+	if (q_n)
+		memtrace_site_batch(q_ev, q_n);
+	q_n = 0;
+	q_ndefs = 0;
+	q_batch++;
+	return 0;
+}
+
+/* Hand over what is queued (exec, _exit); closed: and batch no more. */
+static void q_drain(int closed)
+{
+	if (!batching())
+		return;
+	lock_take(&q_lock);
+	if (!q_flush() && closed)
+		q_closed = 1;
+	lock_give(&q_lock);
+}
+
+/* Under q_lock: can n more events and one more definition be queued? A
+ * closed queue, or no room in another process's: no (the calls then go
+ * to their sites). */
+static int q_room(uint32_t n)
+{
+	if (q_closed)
+		return 0;
+	if (q_n + n <= batch_max && q_ndefs < Q_DEFS)
+		return 1;
+	return !q_flush();
+}
+
+static size_t pend_home(uintptr_t p)
+{
+	return (p * 0x9e3779b97f4a7c15ULL) >> (64 - PEND_BITS);
+}
+
+static int pend_live(const struct pend *e)
+{
+	return e->batch == q_batch && e->addr;
+}
+
+static struct pend *pend_find(uintptr_t p)
+{
+	for (size_t i = pend_home(p);; i = (i + 1) & ((1u << PEND_BITS) - 1)) {
+		struct pend *e = &pend[i];
+
+		if (!pend_live(e))
+			return NULL;
+		if (e->addr == p)
+			return e;
+	}
+}
+
+/* Into the first free or freed slot: a block allocated again and again
+ * (churn) keeps its chain short. */
+static void pend_add(uintptr_t p, uint32_t idx)
+{
+	size_t i = pend_home(p);
+
+	while (pend_live(&pend[i]) && pend[i].addr != PEND_GONE)
+		i = (i + 1) & ((1u << PEND_BITS) - 1);
+	pend[i] = (struct pend){ .addr = p, .idx = idx, .batch = q_batch };
+}
+
+/* Under q_lock: was the key given to memtrace? Remembers it if not. */
+static int key_known(uint64_t key)
+{
+	size_t i = (key * 0x9e3779b97f4a7c15ULL) >> (64 - KEY_BITS);
+
+	for (; keys[i]; i = (i + 1) & ((1u << KEY_BITS) - 1))
+		if (keys[i] == key)
+			return 1;
+	if (nkeys < (1u << KEY_BITS) / 4 * 3) {
+		keys[i] = key;
+		nkeys++;
+	}
+	return 0;
+}
+
+/* The stack from pc, the wrapper's caller, outwards. */
+struct walk {
+	uint64_t key;	/* 0: none */
+	struct mt_stack s;
+};
+
+/* loading libunwind, walking with it: its allocations are memtrace's and
+ * reach no site */
+static __thread int quiet __attribute__((tls_model("initial-exec")));
+
+static __attribute__((noinline)) void walk(struct walk *w, void *pc)
+{
+	void *ips[MT_MAX_DEPTH + 8];
+	int cap = (int)batch_depth + 8, n, i;
+	uint64_t h = 0x9e3779b97f4a7c15ULL;
+
+	w->key = 0;
+	/* libunwind's own allocations (its first use) are memtrace's */
+	quiet = 1;
+	n = unwind(ips, cap);
+	quiet = 0;
+	/* the library's own frames first */
+	for (i = 0; i < n && ips[i] != pc; i++)
+		;
+	if (i == n)
+		return;
+	w->s.depth = (uint32_t)(n - i) > batch_depth ? batch_depth : (uint32_t)(n - i);
+	w->s.flags = n == cap || (uint32_t)(n - i) > batch_depth ? MT_STACK_F_TRUNCATED : 0;
+	for (uint32_t d = 0; d < w->s.depth; d++) {
+		w->s.ips[d] = (uint64_t)(uintptr_t)ips[i + d];
+		h = (h ^ w->s.ips[d]) * 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	h ^= (uint64_t)w->s.depth << 32 | w->s.flags;
+	h *= 0x9e3779b97f4a7c15ULL;
+	w->key = h ? h : 1;
+}
+
+/* inside the real realloc: the calls it makes through the wrappers are
+ * its own (as memtrace's realloc probes see them) */
+static __thread int in_realloc __attribute__((tls_model("initial-exec")));
+
+/* Queue an allocation (p NULL: failed); 0 if the queue is closed. */
+static int batch_alloc(size_t n, void *p, void *pc)
+{
+	struct walk w;
+
+	if (p && !in_realloc)
+		walk(&w, pc);
+	lock_take(&q_lock);
+	if (!q_room(2)) {
+		lock_give(&q_lock);
+		return 0;
+	}
+	if (in_realloc) {
+		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_NESTED };
+	} else if (!p) {
+		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_FAILED, .size = n };
+	} else {
+		if (w.key && !key_known(w.key)) {
+			struct mt_stack *d = &q_defs[q_ndefs++];
+
+			d->depth = w.s.depth;
+			d->flags = w.s.flags;
+			for (uint32_t i = 0; i < w.s.depth; i++)
+				d->ips[i] = w.s.ips[i];
+			q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_STACK,
+							   .addr = (uintptr_t)d,
+							   .size = 8 + 8 * (uint64_t)d->depth,
+							   .stack = w.key };
+		}
+		pend_add((uintptr_t)p, q_n);
+		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_ALLOC, .addr = (uintptr_t)p,
+						   .size = n, .stack = w.key };
+	}
+	lock_give(&q_lock);
+	return 1;
+}
+
+/* Queue a free, before the block is freed; 0 if the queue is closed. */
+static int batch_free(void *p)
+{
+	struct pend *e;
+
+	lock_take(&q_lock);
+	if (!q_room(1)) {
+		lock_give(&q_lock);
+		return 0;
+	}
+	e = in_realloc ? NULL : pend_find((uintptr_t)p);
+	if (in_realloc) {
+		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_NESTED };
+	} else if (e) {
+		q_ev[e->idx].kind = MT_BEV_PAIR;
+		q_ev[e->idx].addr = 0;
+		e->addr = PEND_GONE;
+	} else {
+		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_FREE, .addr = (uintptr_t)p };
+	}
+	lock_give(&q_lock);
+	return 1;
+}
+
+/* Queue realloc's old block (HOLD before the call, RELEASE or REVIVE
+ * after it), never turned into a PAIR; 0 if the queue is closed. */
+static int batch_old(void *p, uint32_t kind)
+{
+	struct pend *e;
+
+	lock_take(&q_lock);
+	if (!q_room(1)) {
+		lock_give(&q_lock);
+		return 0;
+	}
+	/* queued still: its address may be another block's soon */
+	if (kind == MT_BEV_HOLD && (e = pend_find((uintptr_t)p)))
+		e->addr = PEND_GONE;
+	q_ev[q_n++] = (struct mt_batch_ev){ .kind = kind, .addr = (uintptr_t)p };
+	lock_give(&q_lock);
+	return 1;
+}
+
+/* fork's child: the queue is the parent's, which hands it over itself. */
+static void batch_fork_child(void)
+{
+	q_lock = 0;
+	q_n = 0;
+	q_ndefs = 0;
+	q_batch++;
+	q_pid = getpid_();
+	if (nkeys) {
+		/* memtrace knows the stacks by process */
+		for (size_t i = 0; i < (1u << KEY_BITS); i++)
+			keys[i] = 0;
+		nkeys = 0;
+	}
+}
+
+/* MEMTRACE_BATCH: libunwind, or no batches (every call to its site). */
+static void batch_init(char *(*env)(const char *))
+{
+	void *(*open_)(const char *, int) = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+	uint64_t n = decimal(env("MEMTRACE_BATCH")), d = decimal(env("MEMTRACE_BATCH_DEPTH"));
+	int (*policy)(void *, int);
+	void *h, **space;
+
+	if (!n || !open_)
+		return;
+	if (d && d < batch_depth)
+		batch_depth = (uint32_t)d;
+	/* memtrace's own: not the program's allocations (never freed) */
+	quiet = 1;
+	h = open_("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+	quiet = 0;
+	if (!h)
+		return;
+	unwind = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+	policy = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
+	space = (void **)dlsym(h, "_ULx86_64_local_addr_space");
+	if (!unwind)
+		return;
+	/* the global cache: a per-thread one is dynamic TLS, which the
+	 * loader allocates at its first use in each thread, from malloc */
+	if (policy && space)
+		policy(*space, 1 /* UNW_CACHE_GLOBAL */);
+	q_pid = getpid_();
+	__atomic_store_n(&batch_max, n > MT_BATCH_MAX ? MT_BATCH_MAX : (uint32_t)n,
+			 __ATOMIC_RELEASE);
+}
+
+__attribute__((destructor)) static void batch_fini(void)
+{
+	q_drain(1);
+}
+
 __attribute__((constructor)) static void init(void)
 {
 	int (*atfork)(void (*)(void), void (*)(void), void (*)(void), void *);
+	char *(*env)(const char *);
 
-	if (!ready() || !rate)
+	if (!ready())
+		return;
+	env = (char *(*)(const char *))dlsym(RTLD_NEXT, "getenv");
+	if (env && !rate)
+		batch_init(env);
+	if (!rate && !batching())
 		return;
 	atfork = (int (*)(void (*)(void), void (*)(void), void (*)(void), void *))dlsym(
 		RTLD_NEXT, "__register_atfork");
 	if (atfork)
-		atfork(NULL, NULL, set_fork_child, NULL);
+		atfork(NULL, NULL, rate ? set_fork_child : batch_fork_child, NULL);
 }
 
 /* Does memtrace see an allocation of n bytes at p (NULL: failed)? */
@@ -393,11 +733,14 @@ static inline __attribute__((always_inline)) int chosen(size_t n, void *p)
 	return 1;
 }
 
-/* An allocation by the wrapper's caller, to its site if memtrace sees it. */
+/* An allocation by the wrapper's caller: queued (--batch), or to its site
+ * if memtrace sees it. */
 #define ALLOCATED(n, p)                                                   \
 	do {                                                              \
 		size_t n_ = (n);                                          \
 		void *p_ = (p);                                           \
+		if (quiet || (batching() && batch_alloc(n_, p_, CALLER_PC))) \
+			break;                                            \
 		if (chosen(n_, p_))                                       \
 			memtrace_site_alloc(n_, p_, CALLER, rate);        \
 	} while (0)
@@ -442,10 +785,28 @@ EXPORT void *calloc(size_t n, size_t size)
 static void *resize(void *(*f)(void *, size_t), void *old, size_t n, void *pc, void *sp,
 		    void *bp)
 {
-	int was = !old ? UNSAMPLED : rate ? untrack(old) : SAMPLED;
-	int s = rate ? sample(n) : 1, site = was != UNSAMPLED || s;
+	int was, s, site;
 	void *p;
 
+	if (quiet)
+		return f ? f(old, n) : NULL;
+
+	/* queued: the old block leaves before the call (another thread may
+	 * get its address at once), held until the call says whether it is
+	 * gone */
+	if (batching() && (!old || batch_old(old, MT_BEV_HOLD))) {
+		in_realloc++;
+		p = f ? f(old, n) : NULL;
+		in_realloc--;
+		if (old)
+			batch_old(old, p || !n ? MT_BEV_RELEASE : MT_BEV_REVIVE);
+		if ((p || n) && !batch_alloc(n, p, pc))
+			memtrace_site_alloc(n, p, pc, sp, bp, rate);
+		return p;
+	}
+	was = !old ? UNSAMPLED : rate ? untrack(old) : SAMPLED;
+	s = rate ? sample(n) : 1;
+	site = was != UNSAMPLED || s;
 	if (site)
 		memtrace_site_realloc(old, n, rate, s);
 	p = f ? f(old, n) : NULL;
@@ -538,7 +899,9 @@ static void release(void *p, void (*f)(void *))
 		return;
 	/* before the block is free: another thread's malloc may get its
 	 * address at once */
-	if (!rate || untrack(p) != UNSAMPLED)
+	if (quiet || (batching() && batch_free(p)))
+		;
+	else if (!rate || untrack(p) != UNSAMPLED)
 		memtrace_site_free(p);
 	if (f)
 		f(p);
@@ -628,3 +991,80 @@ WRAP_DELETE(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t al))
 WRAP_DELETE(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t al))
 WRAP_DELETE(_ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt))
 WRAP_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt))
+
+/*
+ * --batch: what is queued is handed over before the process's image goes
+ * (exec) or it ends without exit's destructors (_exit). An exec made
+ * with syscall() directly, or a process killed by a signal, loses what
+ * is queued (docs: README, --batch).
+ */
+#define WRAP_EXEC(name, params, args)                                     \
+	static int (*next_##name) params;                                 \
+	EXPORT int name params                                            \
+	{                                                                 \
+		int (*f) params = next(&next_##name, #name);              \
+									  \
+		q_drain(0);                                               \
+		return f ? f args : -1;                                   \
+	}
+
+WRAP_EXEC(execve, (const char *path, char *const argv[], char *const envp[]),
+	  (path, argv, envp))
+WRAP_EXEC(execv, (const char *path, char *const argv[]), (path, argv))
+WRAP_EXEC(execvp, (const char *file, char *const argv[]), (file, argv))
+WRAP_EXEC(execvpe, (const char *file, char *const argv[], char *const envp[]),
+	  (file, argv, envp))
+WRAP_EXEC(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
+
+/* the list forms: their arguments into an array, then the array form
+ * above (which hands over) */
+#define LIST_ARGS(argv, arg)                                              \
+	size_t n_ = 1;                                                    \
+	__builtin_va_list ap_;                                            \
+	__builtin_va_start(ap_, arg);                                     \
+	while (__builtin_va_arg(ap_, char *))                             \
+		n_++;                                                     \
+	__builtin_va_end(ap_);                                            \
+	char *argv[n_ + 1];                                               \
+	__builtin_va_start(ap_, arg);                                     \
+	argv[0] = (char *)arg;                                            \
+	for (size_t i_ = 1; i_ <= n_; i_++)                               \
+		argv[i_] = __builtin_va_arg(ap_, char *);                 \
+	char *const *envp_ = __builtin_va_arg(ap_, char *const *);        \
+	__builtin_va_end(ap_);                                            \
+	(void)envp_
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	LIST_ARGS(argv, arg);
+	return execv(path, argv);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	LIST_ARGS(argv, arg);
+	return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	LIST_ARGS(argv, arg);
+	return execve(path, argv, envp_);
+}
+
+#define WRAP_EXIT(name)                                                   \
+	static void (*next_##name)(int);                                  \
+	EXPORT __attribute__((noreturn)) void name(int status)            \
+	{                                                                 \
+		void (*f)(int) = next(&next_##name, #name);               \
+									  \
+		q_drain(1);                                               \
+		if (f)                                                    \
+			f(status);                                        \
+		for (;;)                                                  \
+			__asm__ volatile("syscall" : : "a"(231 /* exit_group */), \
+					 "D"(status) : "rcx", "r11", "memory"); \
+	}
+
+WRAP_EXIT(_exit)
+WRAP_EXIT(_Exit)

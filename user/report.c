@@ -18,6 +18,7 @@ const char *const mt_lost_names[MT_CNT__COUNT - MT_CNT__EVENTS] = {
 	[MT_CNT_LOST_UNWIND_REQUEST - MT_CNT__EVENTS] = "unwind_request_dropped",
 	[MT_CNT_LOST_PROC_EVENT - MT_CNT__EVENTS] = "exec_event_dropped",
 	[MT_CNT_LOST_PROCESS_LIMIT - MT_CNT__EVENTS] = "process_limit",
+	[MT_CNT_LOST_BATCH_UNREAD - MT_CNT__EVENTS] = "batch_unreadable",
 };
 
 const char *mt_stack_kind(uint64_t stack_id)

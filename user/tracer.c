@@ -34,8 +34,9 @@ struct mt_tracer {
 	struct ring_buffer *events;
 	mt_exec_cb exec_cb;
 	void *exec_ctx;
-	struct bpf_program *enter_prog, *session_prog, *return_prog, *preload_prog;
+	struct bpf_program *enter_prog, *session_prog, *return_prog, *preload_prog, *batch_prog;
 	bool preload;		/* --preload: the wrapped functions are probed there */
+	bool batch;		/* --batch: the library's batches too */
 	bool session;		/* uprobe session links (Linux 6.13+) */
 	bool mmap;		/* --mmap: mmap and sbrk are traced */
 	const char *missing[MT_KERNEL_TPS + 1];
@@ -121,6 +122,7 @@ static const struct probe_def preload_probes[] = {
 	{ "memtrace_site_free", MT_FN_FREE },
 	{ "memtrace_site_realloc", MT_FN_REALLOC },
 	{ "memtrace_site_return", MT_FN_PRELOAD_RETURN },
+	{ "memtrace_site_batch", MT_FN_PRELOAD_BATCH },	/* last: --batch only */
 };
 
 /*
@@ -490,6 +492,13 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->preload = o->preload;
 	t->preload_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.preload_site;
 	bpf_program__set_autoload(t->skel->progs.preload_site, o->preload && !o->probe_floor);
+	t->batch = o->preload && o->batch;
+	t->batch_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.preload_batch;
+	bpf_program__set_autoload(t->skel->progs.preload_batch, t->batch && !o->probe_floor);
+	if (!t->batch)
+		bpf_map__set_max_entries(t->skel->maps.batch_stacks, 1);
+	else
+		bpf_map__set_max_entries(t->skel->maps.batch_stacks, o->max_stacks);
 	t->session = !o->no_session && kernel_has_uprobe_session();
 	t->mmap = o->mmap;
 	t->skel->rodata->use_session = t->session;
@@ -821,20 +830,21 @@ static bool wrapped(const char *name)
 static int attach_preload(struct mt_tracer *t, pid_t pid, const char *lib,
 			  struct mt_probe_info *info, int *ninfo)
 {
+	size_t n = ARRAY_SIZE(preload_probes) - !t->batch;
 	const char *names[ARRAY_SIZE(preload_probes)];
 	uint64_t offs[ARRAY_SIZE(preload_probes)], cookies[ARRAY_SIZE(preload_probes)];
 	__u64 tree = MT_FN_TREE; /* always for the tree: main.c, attach_object */
 	int err, fd;
 
-	for (size_t i = 0; i < ARRAY_SIZE(preload_probes); i++)
+	for (size_t i = 0; i < n; i++)
 		names[i] = preload_probes[i].name;
-	err = mt_elf__func_offsets(lib, names, ARRAY_SIZE(names), offs);
+	err = mt_elf__func_offsets(lib, names, n, offs);
 	if (err)
 		return err;
 	fd = open(lib, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	for (size_t i = 0; i < ARRAY_SIZE(preload_probes); i++) {
+	for (size_t i = 0; i < n; i++) {
 		static const uint8_t nop5[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
 		uint8_t code[5];
 
@@ -850,10 +860,14 @@ static int attach_preload(struct mt_tracer *t, pid_t pid, const char *lib,
 			 "nopl 0x0(%%rax,%%rax,1)");
 	}
 	close(fd);
-	*ninfo = ARRAY_SIZE(preload_probes);
-	err = add_link(t, t->preload_prog, pid, lib, offs, cookies, ARRAY_SIZE(offs), false);
+	*ninfo = (int)n;
+	/* the batch site (last) has a program of its own */
+	err = add_link(t, t->preload_prog, pid, lib, offs, cookies, ARRAY_SIZE(preload_probes) - 1,
+		       false);
+	if (!err && t->batch)
+		err = add_link(t, t->batch_prog, pid, lib, offs + n - 1, cookies + n - 1, 1, false);
 	if (!err)
-		t->nprobes += ARRAY_SIZE(offs);
+		t->nprobes += (int)n;
 	return err;
 }
 
@@ -883,7 +897,8 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 		return err;
 	/* --preload: a library's wrapped functions are seen at the wrapper. A
 	 * program's own (operator new) keep their probes, but not when the
-	 * library samples and the program has no free of its own: their
+	 * library samples or batches (its events reach BPF later than a
+	 * probe's) and the program has no free of its own: their
 	 * blocks are freed through the wrapper, which calls no site for a
 	 * block it did not sample, so the blocks memtrace records must be
 	 * the library's choice. The malloc they call is the wrapper's, and
@@ -891,7 +906,8 @@ int mt_tracer__attach(struct mt_tracer *t, pid_t pid, const char *lib, enum mt_l
 	 * program), all its allocator is its own: its probes stay. */
 	skip_wrapped = t->preload && (kind == MT_LIB_C || kind == MT_LIB_CXX) &&
 		       (mt_elf__is_program(lib) == 0 ||
-			(t->skel->rodata->sample_bytes && !mt_elf__defines(lib, "free")));
+			((t->skel->rodata->sample_bytes || t->batch) &&
+			 !mt_elf__defines(lib, "free")));
 	/* an allocator has malloc and free (plain, je_ or mi_); a C++
 	 * runtime or allocator at least operator new */
 	if (kind == MT_LIB_CUSTOM || kind == MT_LIB_MMAP) {

@@ -23,6 +23,7 @@ struct mt_tracer_opts {
 	bool memo_no_tags;	/* tests: walk_memo checks by its hash alone */
 	bool mmap;		/* --mmap: mmap, munmap, mremap, sbrk are traced */
 	bool preload;		/* --preload: malloc, free... at the preload library's sites */
+	bool batch;		/* --batch: and the library's batches at its batch site */
 	uint64_t sample_bytes;	/* 0: every allocation */
 	bool kernel;		/* also the kernel's allocations (--kernel) */
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 #include "cli.h"
+#include "memtrace.h"
 
 static struct mt_opts o;
 static char err[256];
@@ -172,6 +173,26 @@ Test(cli, preload)
 	cr_assert(strstr(err, "does not go with --alloc-fn/--free-fn"), "%s", err);
 	cr_assert_eq(PARSE("--preload", "--unwind", "fp", "--", "ls"), MT_CLI_ERROR);
 	cr_assert(strstr(err, "does not go with --unwind fp"), "%s", err);
+}
+
+Test(cli, batch)
+{
+	cr_assert_eq(PARSE("--", "ls"), MT_CLI_RUN);
+	cr_expect_eq(o.batch, 0, "off by default");
+	cr_assert_eq(PARSE("--batch", "--", "ls"), MT_CLI_RUN);
+	cr_expect(o.preload, "--batch is --preload's");
+	cr_expect_eq(o.batch, MT_BATCH_DEFAULT);
+	cr_assert_eq(PARSE("--batch=1", "--", "ls"), MT_CLI_RUN);
+	cr_expect_eq(o.batch, 1);
+	cr_assert_eq(PARSE("--batch=4096", "--", "ls"), MT_CLI_RUN);
+	cr_expect_eq(o.batch, MT_BATCH_MAX);
+	cr_assert_eq(PARSE("--batch=4097", "--", "ls"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "invalid batch '4097'"), "%s", err);
+	cr_assert_eq(PARSE("--batch=0", "--", "ls"), MT_CLI_ERROR);
+	cr_assert_eq(PARSE("--batch", "-p", "1"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "needs -- COMMAND"), "%s", err);
+	cr_assert_eq(PARSE("--batch", "--sample-bytes", "1M", "--", "ls"), MT_CLI_ERROR);
+	cr_assert(strstr(err, "--batch does not go with --sample-bytes"), "%s", err);
 }
 
 Test(cli, sample_bytes)

@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+"""--batch: the preload library walks each stack itself (libunwind) and
+hands memtrace its events a batch at a time; a block freed within its batch
+reaches memtrace as a pair (its stack's totals only). The reports must be
+--preload's (which test_preload.py checks against the probes on the
+allocators), whatever the batch size: 1 (every event alone, no pairs), a
+size that splits the program's events at odd places, and the default."""
+import pytest
+
+from conftest import (assert_realloc_chain, by_function, memtrace, prog, reports, trace_cmd)
+from test_preload import table
+
+
+def run(name, *args, opts=()):
+    rep, r = trace_cmd(name, *args, opts=("-n", "0", *opts))
+    assert "memtrace_site_batch" in r.stderr or "--batch" not in opts, r.stderr
+    return rep
+
+
+def comparable(rep):
+    """What must not change: the stacks' numbers, the totals but the
+    peak (taken per batch of changes, and a pair never raises it), the
+    lost counters."""
+    totals = dict(rep["totals"])
+    totals.pop("peak_outstanding_bytes")
+    return table(rep), totals, rep["lost"]
+
+
+@pytest.mark.parametrize("batch", ["--batch=1", "--batch=7", "--batch"])
+@pytest.mark.parametrize("name", ["allocs", "cxx", "realloc_chain", "nofp", "nofp_cxx",
+                                  "uselib", "memo", "other_allocs_jemalloc",
+                                  "other_allocs_mimalloc", "children 8"])
+def test_same_report_as_preload(name, batch):
+    pre = run(*name.split(), opts=("--preload",))
+    got = run(*name.split(), opts=(batch,))
+    want, have = comparable(pre), comparable(got)
+    if name == "nofp":
+        # the plugin nofp dlopens: memtrace's unwinder asks for its table
+        # at its first allocation and truncates the stacks until it comes;
+        # the library's libunwind reads the file's CFI at once
+        plugin = lambda t: {k: v for k, v in t.items() if k[0][0][0] == "plugin_level2"}
+        p_want, p_have = plugin(want[0]), plugin(have[0])
+        assert [v for k, v in p_want.items() if k[1]] == [[2, 1110, 0, 2, 1110]]
+        assert list(p_have.values()) == [[2, 1110, 0, 2, 1110]]
+        frames = [f[0] for f in list(p_have)[0][0]]
+        assert frames[:4] == ["plugin_level2", "plugin_level1", "plugin_alloc", "main"]
+        assert not list(p_have)[0][1]  # not truncated
+        for t, p in ((want[0], p_want), (have[0], p_have)):
+            for k in p:
+                del t[k]
+        assert want[2].pop("stack_truncated") == 2 and have[2].pop("stack_truncated") == 0
+        want[2].pop("total"), have[2].pop("total")
+    assert have == want
+
+
+def test_exact_on_its_own():
+    rep = run("realloc_chain", opts=("--batch",))
+    assert_realloc_chain(rep)
+    g = [e for e in rep["stacks"] if e["frames"][0]["symbol"] == "grow"][0]
+    assert [f["symbol"] for f in g["frames"][:2]] == ["grow", "main"]
+    assert not any("libmemtrace-preload" in (f.get("module") or "") for f in g["frames"])
+    # nothing of libunwind's, which the library loads and walks with
+    assert not any("libunwind" in (f.get("module") or "")
+                   for e in rep["stacks"] for f in e["frames"])
+
+
+def test_threads():
+    """Two threads' events in one queue: the frees of blocks another
+    thread allocated come after their allocations."""
+    pre, got = run("threads", opts=("--preload",)), run("threads", opts=("--batch",))
+    want, have = by_function(pre["stacks"], "produce"), by_function(got["stacks"], "produce")
+    assert have == want
+    assert (have["alloc_count"], have["free_count"], have["outstanding_bytes"]) == \
+        (1000, 500, 500 * 512)
+    assert got["lost"]["total"] == 0, got["lost"]
+
+
+def test_fork_child_starts_empty():
+    """The child inherits the parent's queue and drops it (the parent
+    hands it over): the parent's blocks are counted once, the child's own
+    under the child."""
+    rep, r = trace_cmd("forker", "now", opts=("-n", "0", "--batch"))
+    child = int([l for l in r.stdout.splitlines() if l.startswith("step1")][0].split()[1])
+    parent = [p["pid"] for p in rep["processes"] if p["pid"] != child][0]
+    mine = lambda pid: [e for e in rep["stacks"] if e["pid"] == pid]
+    got = by_function(mine(parent), "parent_alloc")
+    assert (got["alloc_bytes"], got["outstanding_bytes"], got["free_count"]) == (1700, 1700, 0)
+    got = by_function(mine(child), "child_alloc")
+    assert (got["alloc_bytes"], got["alloc_count"], got["outstanding_bytes"]) == (1500, 5, 1500)
+    assert not by_function(mine(child), "parent_alloc")["alloc_count"]
+
+
+def test_exec_hands_over_first():
+    """execer's 5000-byte block, queued when it execs (execl) nofp: handed
+    over before the image goes, and gone with it, as without --batch. (Not
+    its frames: the old image is gone before memtrace reads its maps,
+    which with --preload the unwinder's table request makes it read
+    earlier.)"""
+    pre, got = (run("execer", "now", opts=(o,)) for o in ("--preload", "--batch"))
+    assert comparable(got)[1] == comparable(pre)[1]
+    # nofp's plugin stacks: complete here (test_same_report_as_preload)
+    assert got["lost"]["total"] == 0, got["lost"]
+    old = [e for e in got["stacks"] if e["alloc_bytes"] == 5000]
+    assert [(e["alloc_count"], e["free_count"], e["outstanding_bytes"]) for e in old] == \
+        [(1, 1, 0)]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (("--batch", "-p", "1"), "--preload needs -- COMMAND"),
+    (("--batch", "--sample-bytes", "4K", "--", "/bin/true"),
+     "--batch does not go with --sample-bytes"),
+    (("--batch=0", "--", "/bin/true"), "invalid batch '0'"),
+    (("--batch=4097", "--", "/bin/true"), "invalid batch '4097'"),
+    (("--batch=x", "--", "/bin/true"), "invalid batch 'x'"),
+])
+def test_bad_combinations(args, msg):
+    r = memtrace(*args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("Error: ") and msg in r.stderr.splitlines()[0], r.stderr
+
+
+def test_own_free_refused():
+    """A program with its own free (and malloc): --preload refuses it
+    already; the message names the first reason."""
+    r = memtrace("--batch", "--", prog("own_malloc"))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("Error: --preload: ") or r.stderr.startswith("Error: --batch: "), \
+        r.stderr
+    assert not reports(r.stdout)
