@@ -481,6 +481,16 @@ static int q_room(uint32_t n)
 	return !q_flush();
 }
 
+/* Take q_lock with room for n events: 1, or 0 and the lock not held. */
+static int q_open(uint32_t n)
+{
+	lock_take(&q_lock);
+	if (q_room(n))
+		return 1;
+	lock_give(&q_lock);
+	return 0;
+}
+
 static size_t pend_home(uintptr_t p)
 {
 	return (p * 0x9e3779b97f4a7c15ULL) >> (64 - PEND_BITS);
@@ -578,11 +588,8 @@ static int batch_alloc(size_t n, void *p, void *pc)
 
 	if (p && !in_realloc)
 		walk(&w, pc);
-	lock_take(&q_lock);
-	if (!q_room(2)) {
-		lock_give(&q_lock);
+	if (!q_open(2))
 		return 0;
-	}
 	if (in_realloc) {
 		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_NESTED };
 	} else if (!p) {
@@ -613,11 +620,8 @@ static int batch_free(void *p)
 {
 	struct pend *e;
 
-	lock_take(&q_lock);
-	if (!q_room(1)) {
-		lock_give(&q_lock);
+	if (!q_open(1))
 		return 0;
-	}
 	e = in_realloc ? NULL : pend_find((uintptr_t)p);
 	if (in_realloc) {
 		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_NESTED };
@@ -638,11 +642,8 @@ static int batch_old(void *p, uint32_t kind)
 {
 	struct pend *e;
 
-	lock_take(&q_lock);
-	if (!q_room(1)) {
-		lock_give(&q_lock);
+	if (!q_open(1))
 		return 0;
-	}
 	/* queued still: its address may be another block's soon */
 	if (kind == MT_BEV_HOLD && (e = pend_find((uintptr_t)p)))
 		e->addr = PEND_GONE;

@@ -495,10 +495,14 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->batch = o->preload && o->batch;
 	t->batch_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.preload_batch;
 	bpf_program__set_autoload(t->skel->progs.preload_batch, t->batch && !o->probe_floor);
-	if (!t->batch)
-		bpf_map__set_max_entries(t->skel->maps.batch_stacks, 1);
-	else
-		bpf_map__set_max_entries(t->skel->maps.batch_stacks, o->max_stacks);
+	/* --batch's maps: all but empty without it (an LRU map is allocated
+	 * whole: one entry a CPU) */
+	bpf_map__set_max_entries(t->skel->maps.batch_stacks, t->batch ? o->max_stacks : 1);
+	if (!t->batch) {
+		int ncpu = libbpf_num_possible_cpus();
+
+		bpf_map__set_max_entries(t->skel->maps.batch_held, ncpu > 0 ? ncpu : 64);
+	}
 	t->session = !o->no_session && kernel_has_uprobe_session();
 	t->mmap = o->mmap;
 	t->skel->rodata->use_session = t->session;

@@ -57,6 +57,22 @@ def by_function(entries, name):
     return out
 
 
+def assert_forker(opts=("-n", "0")):
+    """tests/progs/forker now: the parent's 1700 bytes in parent_alloc stay
+    the parent's, the child's 5 x 300 in child_alloc are the child's (its
+    free of an inherited block does not touch the parent's numbers).
+    Returns the report and the stacks of the child."""
+    rep, r = trace_cmd("forker", "now", opts=opts)
+    child = int([l for l in r.stdout.splitlines() if l.startswith("step1")][0].split()[1])
+    parent = [p["pid"] for p in rep["processes"] if p["pid"] != child][0]
+    mine = lambda pid: [e for e in rep["stacks"] if e["pid"] == pid]
+    got = by_function(mine(parent), "parent_alloc")
+    assert (got["alloc_bytes"], got["outstanding_bytes"], got["free_count"]) == (1700, 1700, 0)
+    got = by_function(mine(child), "child_alloc")
+    assert (got["alloc_bytes"], got["alloc_count"], got["outstanding_bytes"]) == (1500, 5, 1500)
+    return rep, mine(child)
+
+
 def assert_realloc_chain(rep):
     """tests/progs/realloc_chain: grow reallocs 64 B up to 32 KiB (10
     blocks, 9 moved on), shrink 4 KiB down to 512 B (4 blocks, 3 moved)."""
