@@ -925,10 +925,11 @@ static __always_inline bool same_stack(const struct mt_stack *a, const struct mt
  * other stacks. Two stacks never share an id. */
 #define MT_STACK_PROBES 4
 
-/* Store s; its id, or 0 when it could not be stored. A global function,
- * verified once: inlined at each recording site, its loops over up to 127
- * frames took a third of memtrace's start-up in the verifier. */
-__noinline __u64 store_stack(struct mt_stack *s, __u64 kind)
+/* Store s; its id, or 0 when it could not be stored (counted, and the
+ * counter's index in *lost if given). A global function, verified once:
+ * inlined at each recording site, its loops over up to 127 frames took a
+ * third of memtrace's start-up in the verifier. */
+__noinline __u64 store_stack(struct mt_stack *s, __u64 kind, __u32 *lost)
 {
 	__u64 h;
 
@@ -955,6 +956,8 @@ __noinline __u64 store_stack(struct mt_stack *s, __u64 kind)
 			return id;
 		if (err != -17 /* EEXIST: another CPU stored one just now */) {
 			count(MT_CNT_LOST_STACKS_FULL, 1);
+			if (lost)
+				*lost = MT_CNT_LOST_STACKS_FULL;
 			return 0;
 		}
 		old = bpf_map_lookup_elem(&stacks, &id);
@@ -962,6 +965,8 @@ __noinline __u64 store_stack(struct mt_stack *s, __u64 kind)
 			return id;
 	}
 	count(MT_CNT_LOST_STACK_COLLISION, 1);
+	if (lost)
+		*lost = MT_CNT_LOST_STACK_COLLISION;
 	return 0;
 }
 
@@ -1124,7 +1129,7 @@ __noinline __u64 walk_user(__u64 pc, __u64 sp, __u64 bp, __u64 kind, struct mt_s
 	}
 	if (!u.done)
 		count(MT_CNT_LOST_TRUNCATED, 1);
-	id = store_stack(s, kind);
+	id = store_stack(s, kind, NULL);
 	if (id && u.memo_ok && m) {
 		m->pc = pc;
 		m->sp = sp;
@@ -1187,7 +1192,7 @@ static __always_inline __u64 walk_and_store(void *ctx, __u64 kind, struct mt_sta
 	s->flags = 0;
 	if (kernel && from_interrupt(s))
 		return MT_STACK_IRQ;
-	return store_stack(s, kind);
+	return store_stack(s, kind, NULL);
 }
 
 static __always_inline __u64 capture_stack(void *ctx, __u64 kind, const struct mt_frame *f)
@@ -1868,6 +1873,30 @@ struct batch {
 	__u32 n, tgid, gen, slot;
 };
 
+/*
+ * Where each process's queue is (the site's first call, at its start and
+ * in a fork's child), for its exit: the last thread's exit reads what no
+ * batch took (a process killed by a signal, or gone by a raw exit_group;
+ * at a normal exit the library has handed all over). done: the number of
+ * the last batch taken, still in the queue if the process died right
+ * after the site.
+ */
+struct batch_queue {
+	__u64 queue;	/* struct mt_batch_queue, in the process */
+	__u32 exec_id;	/* its image's: an image without the library has none */
+	__u32 gen;
+	__u32 done;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct batch_queue);
+} batch_queues SEC(".maps");
+
 /* An MT_BEV_STACK: store the frames, remember what the key stands for. */
 static __always_inline void batch_stack(struct batch *b, struct batch_scratch *sc,
 					const struct mt_batch_ev *e)
@@ -1884,9 +1913,11 @@ static __always_inline void batch_stack(struct batch *b, struct batch_scratch *s
 		return;
 	}
 	v.truncated = s->flags & MT_STACK_F_TRUNCATED;
-	v.stack_id = store_stack(s, 0);
-	if (bpf_map_update_elem(&batch_stacks, &k, &v, BPF_ANY))
-		count(MT_CNT_LOST_STACKS_FULL, 1);
+	v.stack_id = store_stack(s, 0, &v.lost);
+	/* counted for the allocation that follows its definition */
+	v.first = !v.stack_id;
+	/* full: its allocations count themselves (no stack) */
+	bpf_map_update_elem(&batch_stacks, &k, &v, BPF_ANY);
 }
 
 static __always_inline void batch_alloc(struct batch *b, const struct mt_batch_ev *e)
@@ -1900,10 +1931,15 @@ static __always_inline void batch_alloc(struct batch *b, const struct mt_batch_e
 		count(MT_CNT_SIZE_FILTERED, 1);
 		return;
 	}
-	if (!st || !st->stack_id) {
-		/* told already when its MT_BEV_STACK failed, or none came */
-		if (!st)
-			count(MT_CNT_LOST_STACK_FAILED, 1);
+	if (!st) {
+		count(MT_CNT_LOST_STACK_FAILED, 1); /* its MT_BEV_STACK failed */
+	} else if (!st->stack_id) {
+		/* counted as the default mode does: once an allocation (the
+		 * first when its definition failed to store) */
+		if (st->first)
+			st->first = 0;
+		else if (st->lost)
+			count(st->lost, 1);
 	} else {
 		a.stack_id = st->stack_id;
 		if (st->truncated)
@@ -1992,29 +2028,84 @@ static long batch_one(__u64 i, struct batch *b)
 	return 0;
 }
 
+/* The events of b (all but tgid and gen set), on one of this CPU's two
+ * buffers. */
+static __always_inline void batch_run(struct batch *b)
+{
+	__u32 zero = 0, *level = bpf_map_lookup_elem(&batch_level, &zero);
+
+	if (!level)
+		return;
+	b->slot = __sync_fetch_and_add(level, 1);
+	if (b->slot < 2)
+		bpf_loop(b->n, batch_one, b, 0);
+	else
+		count(MT_CNT_LOST_BATCH_UNREAD, b->n);
+	__sync_fetch_and_add(level, -1);
+}
+
+/* memtrace_site_batch(queue, n, batch): batch number `batch`, n events;
+ * n 0: where the queue is (the process starts) */
 SEC("uprobe.multi")
 int preload_batch(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u32 zero = 0, *level = bpf_map_lookup_elem(&batch_level, &zero);
+	__u64 cookie = bpf_get_attach_cookie(ctx), n = PT_REGS_PARM2(ctx);
+	struct batch_queue *r, reg = {
+		.queue = PT_REGS_PARM1(ctx),
+		.exec_id = exec_id(),
+		.done = PT_REGS_PARM3(ctx),
+	};
 	struct batch b = {
-		.events = PT_REGS_PARM1(ctx),
-		.n = PT_REGS_PARM2(ctx) > MT_BATCH_MAX ? MT_BATCH_MAX : PT_REGS_PARM2(ctx),
+		.events = reg.queue + offsetof(struct mt_batch_queue, ev),
+		.n = n > MT_BATCH_MAX ? MT_BATCH_MAX : n,
 		.tgid = bpf_get_current_pid_tgid() >> 32,
 	};
 
-	if (!traced_hit(cookie, b.tgid) || !level)
+	if (!traced_hit(cookie, b.tgid))
 		return 0;
-	if (PT_REGS_PARM2(ctx) > MT_BATCH_MAX)
-		count(MT_CNT_LOST_BATCH_UNREAD, PT_REGS_PARM2(ctx) - MT_BATCH_MAX);
-	b.slot = __sync_fetch_and_add(level, 1);
-	if (b.slot < 2) {
-		b.gen = proc_gen();
-		bpf_loop(b.n, batch_one, &b, 0);
-	} else {
-		count(MT_CNT_LOST_BATCH_UNREAD, b.n);
+	b.gen = reg.gen = proc_gen();
+	r = bpf_map_lookup_elem(&batch_queues, &b.tgid);
+	if (r && r->queue == reg.queue && r->exec_id == reg.exec_id && r->gen == reg.gen)
+		r->done = reg.done; /* before the events: a batch is taken once */
+	else if (bpf_map_update_elem(&batch_queues, &b.tgid, &reg, BPF_ANY))
+		count(MT_CNT_LOST_BATCH_UNREAD, 1); /* its exit's events would be */
+	if (n > MT_BATCH_MAX)
+		count(MT_CNT_LOST_BATCH_UNREAD, n - MT_BATCH_MAX);
+	batch_run(&b);
+	return 0;
+}
+
+/*
+ * --batch: a process's last thread exits (current: the mm is still
+ * there). What its queue holds came after the last batch: take it.
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(batch_exit, struct task_struct *p, bool group_dead)
+{
+	__u32 tgid = p->tgid;
+	struct batch_queue *r = group_dead ? bpf_map_lookup_elem(&batch_queues, &tgid) : NULL;
+	struct batch_queue reg;
+	struct { __u32 n, batch; } head;
+	struct batch b = { .tgid = tgid };
+
+	if (!r)
+		return 0;
+	reg = *r;
+	bpf_map_delete_elem(&batch_queues, &tgid);
+	if (reg.exec_id != (__u32)p->self_exec_id)
+		return 0; /* an image without the library: its queue is gone */
+	if (bpf_probe_read_user(&head, sizeof(head), (void *)reg.queue)) {
+		count(MT_CNT_LOST_BATCH_UNREAD, 1); /* how many: unknown */
+		return 0;
 	}
-	__sync_fetch_and_add(level, -1);
+	if (!head.n || head.batch == reg.done)
+		return 0;
+	b.events = reg.queue + offsetof(struct mt_batch_queue, ev);
+	b.n = head.n > MT_BATCH_MAX ? MT_BATCH_MAX : head.n;
+	if (head.n > MT_BATCH_MAX)
+		count(MT_CNT_LOST_BATCH_UNREAD, head.n - MT_BATCH_MAX);
+	b.gen = reg.gen;
+	batch_run(&b);
 	return 0;
 }
 

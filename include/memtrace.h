@@ -326,6 +326,20 @@ struct mt_batch_ev {
 	__u32 pad;
 };
 
+/*
+ * The library's queue as memtrace reads it: at each batch, whose site gets
+ * its address, and at the process's exit, when the last thread's exit
+ * finds events there that no batch took (the process was killed by a
+ * signal, or left by a raw exit_group). The library writes an event,
+ * then raises n; a batch taken at the site and not yet emptied (a signal
+ * right after the site) still has its number, which BPF remembers.
+ */
+struct mt_batch_queue {
+	__u32 n;		/* ev[0..n) written */
+	__u32 batch;		/* this batch's number: 1, 2, ... */
+	struct mt_batch_ev ev[MT_BATCH_MAX];
+};
+
 /* batch_stacks: a process's stack keys and the stacks they stand for */
 struct mt_batch_key {
 	__u32 tgid;
@@ -335,8 +349,9 @@ struct mt_batch_key {
 
 struct mt_batch_stack {
 	__u64 stack_id;		/* in `stacks`; 0: could not be stored */
-	__u32 truncated;
-	__u32 pad;
+	__u32 lost;		/* then: the lost counter each allocation counts */
+	__u16 truncated;
+	__u16 first;		/* the first one's is counted already */
 };
 
 /* mt_stack flags */
@@ -359,6 +374,7 @@ _Static_assert(sizeof(struct mt_purge_key) == 8, "mt_purge_key layout");
 _Static_assert(sizeof(struct mt_purge_req) == 16, "mt_purge_req layout");
 _Static_assert(sizeof(struct mt_clock) == 24, "mt_clock layout");
 _Static_assert(sizeof(struct mt_batch_ev) == 32, "mt_batch_ev layout");
+_Static_assert(__builtin_offsetof(struct mt_batch_queue, ev) == 8, "mt_batch_queue layout");
 _Static_assert(sizeof(struct mt_batch_key) == 16, "mt_batch_key layout");
 _Static_assert(sizeof(struct mt_batch_stack) == 16, "mt_batch_stack layout");
 

@@ -1040,6 +1040,23 @@ static void tree_close(struct app *a)
 		fprintf(stderr, "memtrace: %d per-process probe links closed\n", closed);
 }
 
+/* --preload: the child's copies of the sites its parent hit would call a
+ * page it does not have (mt_target__rearm_sites) */
+static void rearm_sites(struct app *a, pid_t child)
+{
+	const uint64_t *offs;
+	size_t n = mt_tracer__preload_sites(a->tracer, &offs);
+	int r = n ? mt_target__rearm_sites(child, a->preload_path, offs, n) : 0;
+
+	if (r < 0 && r != -ENOENT && r != -ESRCH)
+		fprintf(stderr, "memtrace: warning: PID %d: restoring its copies of the "
+			"preload library's probe sites failed (%s): it may crash at its next "
+			"allocation\n", child, strerror(-r));
+	else if (r > 0 && a->o.verbose)
+		fprintf(stderr, "memtrace: PID %d: %d of its copies of the probe sites "
+			"re-armed after fork\n", child, r);
+}
+
 /* --: the command forked: hook the child (it maps what its parent does)
  * before it runs; it stays stopped until then. */
 static void follow_fork(struct app *a, pid_t parent, pid_t child)
@@ -1047,6 +1064,9 @@ static void follow_fork(struct app *a, pid_t parent, pid_t child)
 	struct target *t = find_target(a, child), *p;
 	struct mt_paths files;
 	long born = mt_pairmap__get(a->born, (uint64_t)child, 0);
+
+	if (a->o.preload)
+		rearm_sites(a, child);
 
 	if (t && t->info.exited) {
 		/* a PID of the tree used again: another process */

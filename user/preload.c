@@ -57,7 +57,8 @@ void memtrace_site_alloc(size_t size, void *p, void *pc, void *sp, void *bp, uin
 void memtrace_site_free(void *p);
 void memtrace_site_realloc(void *old, size_t size, uint64_t rate, uint64_t sampled);
 void memtrace_site_return(void *p, void *pc, void *sp, void *bp);
-void memtrace_site_batch(const struct mt_batch_ev *ev, uint64_t n);
+/* batch: the queue's number batch; n 0: where the queue is (at start) */
+void memtrace_site_batch(const struct mt_batch_queue *q, uint64_t n, uint64_t batch);
 
 /* The caller's registers once this function has returned: return address,
  * stack pointer above it, the frame pointer this function saved. */
@@ -401,8 +402,7 @@ static uint32_t batch_max;	/* 0: no batches */
 static uint32_t batch_depth = MT_MAX_DEPTH;
 static int (*unwind)(void **, int);
 
-static struct mt_batch_ev q_ev[MT_BATCH_MAX];
-static uint32_t q_n;
+static struct mt_batch_queue q = { .batch = 1 };
 static int q_lock;
 static int q_closed;		/* handed over at exit: sites from now on */
 static int q_pid;		/* whose queue it is (a vfork child is not) */
@@ -418,7 +418,7 @@ static uint64_t keys[1u << KEY_BITS];
 static uint32_t nkeys;
 
 /* the queued allocations by address, for their frees; stale once their
- * batch is gone (q_batch moves on) */
+ * batch is gone (q.batch moves on) */
 #define PEND_BITS 13
 #define PEND_GONE 1	/* freed in the batch: no block has that address */
 struct pend {
@@ -427,7 +427,6 @@ struct pend {
 	uint32_t batch;
 };
 static struct pend pend[1u << PEND_BITS];
-static uint32_t q_batch = 1;
 
 _Static_assert((1u << PEND_BITS) >= 2 * MT_BATCH_MAX, "pend: half empty at most");
 
@@ -450,12 +449,22 @@ static int q_flush(void)
 {
 	if (q_pid != getpid_())
 		return -1;
-	if (q_n)
-		memtrace_site_batch(q_ev, q_n);
-	q_n = 0;
+	if (q.n)
+		memtrace_site_batch(&q, q.n, q.batch);
+	/* emptied before the number moves on: a process killed in between
+	 * leaves either no events or a batch BPF knows it took */
+	__atomic_store_n(&q.n, 0, __ATOMIC_RELEASE);
 	q_ndefs = 0;
-	q_batch++;
+	__atomic_store_n(&q.batch, q.batch + 1, __ATOMIC_RELEASE);
 	return 0;
+}
+
+/* Under q_lock: the event first, then n that makes it part of the queue
+ * (BPF reads the queue of a process killed at any moment). */
+static void q_push(struct mt_batch_ev ev)
+{
+	q.ev[q.n] = ev;
+	__atomic_store_n(&q.n, q.n + 1, __ATOMIC_RELEASE);
 }
 
 /* Hand over what is queued (exec, _exit); closed: and batch no more. */
@@ -476,7 +485,7 @@ static int q_room(uint32_t n)
 {
 	if (q_closed)
 		return 0;
-	if (q_n + n <= batch_max && q_ndefs < Q_DEFS)
+	if (q.n + n <= batch_max && q_ndefs < Q_DEFS)
 		return 1;
 	return !q_flush();
 }
@@ -498,7 +507,7 @@ static size_t pend_home(uintptr_t p)
 
 static int pend_live(const struct pend *e)
 {
-	return e->batch == q_batch && e->addr;
+	return e->batch == q.batch && e->addr;
 }
 
 static struct pend *pend_find(uintptr_t p)
@@ -521,7 +530,7 @@ static void pend_add(uintptr_t p, uint32_t idx)
 
 	while (pend_live(&pend[i]) && pend[i].addr != PEND_GONE)
 		i = (i + 1) & ((1u << PEND_BITS) - 1);
-	pend[i] = (struct pend){ .addr = p, .idx = idx, .batch = q_batch };
+	pend[i] = (struct pend){ .addr = p, .idx = idx, .batch = q.batch };
 }
 
 /* Under q_lock: was the key given to memtrace? Remembers it if not. */
@@ -591,9 +600,9 @@ static int batch_alloc(size_t n, void *p, void *pc)
 	if (!q_open(2))
 		return 0;
 	if (in_realloc) {
-		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_NESTED };
+		q_push((struct mt_batch_ev){ .kind = MT_BEV_NESTED });
 	} else if (!p) {
-		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_FAILED, .size = n };
+		q_push((struct mt_batch_ev){ .kind = MT_BEV_FAILED, .size = n });
 	} else {
 		if (w.key && !key_known(w.key)) {
 			struct mt_stack *d = &q_defs[q_ndefs++];
@@ -602,14 +611,14 @@ static int batch_alloc(size_t n, void *p, void *pc)
 			d->flags = w.s.flags;
 			for (uint32_t i = 0; i < w.s.depth; i++)
 				d->ips[i] = w.s.ips[i];
-			q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_STACK,
+			q_push((struct mt_batch_ev){ .kind = MT_BEV_STACK,
 							   .addr = (uintptr_t)d,
 							   .size = 8 + 8 * (uint64_t)d->depth,
-							   .stack = w.key };
+							   .stack = w.key });
 		}
-		pend_add((uintptr_t)p, q_n);
-		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_ALLOC, .addr = (uintptr_t)p,
-						   .size = n, .stack = w.key };
+		pend_add((uintptr_t)p, q.n);
+		q_push((struct mt_batch_ev){ .kind = MT_BEV_ALLOC, .addr = (uintptr_t)p,
+						   .size = n, .stack = w.key });
 	}
 	lock_give(&q_lock);
 	return 1;
@@ -624,13 +633,15 @@ static int batch_free(void *p)
 		return 0;
 	e = in_realloc ? NULL : pend_find((uintptr_t)p);
 	if (in_realloc) {
-		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_NESTED };
+		q_push((struct mt_batch_ev){ .kind = MT_BEV_NESTED });
 	} else if (e) {
-		q_ev[e->idx].kind = MT_BEV_PAIR;
-		q_ev[e->idx].addr = 0;
+		/* kind first: a PAIR's address is never read */
+		q.ev[e->idx].kind = MT_BEV_PAIR;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		q.ev[e->idx].addr = 0;
 		e->addr = PEND_GONE;
 	} else {
-		q_ev[q_n++] = (struct mt_batch_ev){ .kind = MT_BEV_FREE, .addr = (uintptr_t)p };
+		q_push((struct mt_batch_ev){ .kind = MT_BEV_FREE, .addr = (uintptr_t)p });
 	}
 	lock_give(&q_lock);
 	return 1;
@@ -647,7 +658,7 @@ static int batch_old(void *p, uint32_t kind)
 	/* queued still: its address may be another block's soon */
 	if (kind == MT_BEV_HOLD && (e = pend_find((uintptr_t)p)))
 		e->addr = PEND_GONE;
-	q_ev[q_n++] = (struct mt_batch_ev){ .kind = kind, .addr = (uintptr_t)p };
+	q_push((struct mt_batch_ev){ .kind = kind, .addr = (uintptr_t)p });
 	lock_give(&q_lock);
 	return 1;
 }
@@ -656,10 +667,11 @@ static int batch_old(void *p, uint32_t kind)
 static void batch_fork_child(void)
 {
 	q_lock = 0;
-	q_n = 0;
+	q.n = 0;
 	q_ndefs = 0;
-	q_batch++;
+	q.batch++;
 	q_pid = getpid_();
+	memtrace_site_batch(&q, 0, 0); /* the child's own queue */
 	if (nkeys) {
 		/* memtrace knows the stacks by process */
 		for (size_t i = 0; i < (1u << KEY_BITS); i++)
@@ -696,6 +708,8 @@ static void batch_init(char *(*env)(const char *))
 	if (policy && space)
 		policy(*space, 1 /* UNW_CACHE_GLOBAL */);
 	q_pid = getpid_();
+	/* where the queue is, for the process's exit */
+	memtrace_site_batch(&q, 0, 0);
 	__atomic_store_n(&batch_max, n > MT_BATCH_MAX ? MT_BATCH_MAX : (uint32_t)n,
 			 __ATOMIC_RELEASE);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "probesite.h"
+#include "procmaps.h"
 
 #define MAX_SKIP 8
 
@@ -157,4 +158,19 @@ int mt_probesite__choose(const uint8_t *code, size_t len, bool free_like, struct
 	cs_free(insn, n);
 	cs_close(&h);
 	return 0;
+}
+
+/* int3 over the first byte of nopl 0x0(%rax,%rax,1): a site armed, not
+ * yet optimized */
+const uint8_t mt_probesite__nop5_armed[5] = { 0xcc, 0x1f, 0x44, 0x00, 0x00 };
+
+bool mt_probesite__orphan_call(const uint8_t code[5], uint64_t vaddr,
+			       const struct mt_maps *maps)
+{
+	int32_t rel;
+
+	if (code[0] != 0xe8)
+		return false;
+	memcpy(&rel, code + 1, sizeof(rel));
+	return !mt_procmaps__find(maps, vaddr + 5 + (int64_t)rel);
 }

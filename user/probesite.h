@@ -43,4 +43,16 @@ int mt_probesite__choose(const uint8_t *code, size_t len, bool free_like,
 			 struct mt_site *out);
 const char *mt_site_why__str(enum mt_site_why w);
 
+/*
+ * Linux 6.18 turns a hit nop5 site into a call to a trampoline page of
+ * the process, which fork does not copy: a forked child's next hit of a
+ * site its parent had hit calls into nothing (SIGSEGV). Is code, the 5
+ * bytes at vaddr, such a call, its target in no mapping of maps? Its fix:
+ * the form the kernel installs (int3, then the nop's other bytes).
+ */
+struct mt_maps;
+bool mt_probesite__orphan_call(const uint8_t code[5], uint64_t vaddr,
+			       const struct mt_maps *maps);
+extern const uint8_t mt_probesite__nop5_armed[5];
+
 #endif

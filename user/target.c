@@ -8,10 +8,12 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "elfsyms.h"
+#include "probesite.h"
 #include "procmaps.h"
 #include "strutil.h"
 #include "target.h"
@@ -141,6 +143,63 @@ int mt_target__mapped_files(pid_t pid, struct mt_paths *out)
 	if (err < 0)
 		mt_paths__clear(out);
 	return err < 0 ? err : 0;
+}
+
+/* Is m a mapping of the file st (lib: its path)? */
+static bool maps_file(const struct mt_map *m, const struct stat *st, const char *lib)
+{
+	return m->inode == st->st_ino &&
+	       ((m->dev_major == major(st->st_dev) && m->dev_minor == minor(st->st_dev)) ||
+		!strcmp(m->path, lib));
+}
+
+int mt_target__rearm_sites(pid_t pid, const char *lib, const uint64_t *offs, size_t n)
+{
+	struct mt_maps maps = {};
+	struct stat st;
+	char mem[64];
+	int fd = -1, fixed = 0, err;
+
+	if (stat(lib, &st))
+		return -errno;
+	err = mt_procmaps__read(pid, &maps);
+	if (err)
+		return err;
+	snprintf(mem, sizeof(mem), "/proc/%d/mem", pid);
+	fd = open(mem, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < maps.n; i++) {
+		const struct mt_map *m = &maps.v[i];
+
+		if (!m->x || !maps_file(m, &st, lib))
+			continue;
+		for (size_t j = 0; j < n; j++) {
+			uint64_t va = m->start + offs[j] - m->pgoff;
+			uint8_t code[5];
+
+			if (offs[j] < m->pgoff || va + 5 > m->end)
+				continue;
+			if (pread(fd, code, 5, (off_t)va) != 5) {
+				err = -errno;
+				goto cleanup;
+			}
+			if (!mt_probesite__orphan_call(code, va, &maps))
+				continue;
+			if (pwrite(fd, mt_probesite__nop5_armed, 5, (off_t)va) != 5) {
+				err = -errno;
+				goto cleanup;
+			}
+			fixed++;
+		}
+	}
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	mt_procmaps__clear(&maps);
+	return err ? err : fixed;
 }
 
 /* Find a library by name in a ':'-separated list of directories. */

@@ -35,6 +35,14 @@ int mt_target__mapped_files(pid_t pid, struct mt_paths *out);
  * LD_LIBRARY_PATH, the system library directories). 0 or -errno.
  */
 int mt_target__dependencies(const char *exe, struct mt_paths *out);
+/*
+ * A forked child of a process that hit nop5 sites in the file lib at the
+ * file offsets offs (--preload): give back to the kernel's int3 those of
+ * its copies that call the parent's trampoline, which the child does not
+ * have (mt_probesite__orphan_call). pid must not run meanwhile (stopped,
+ * or not yet past its first stop). The number of sites fixed, or -errno.
+ */
+int mt_target__rearm_sites(pid_t pid, const char *lib, const uint64_t *offs, size_t n);
 /* Resolve COMMAND like execvp does. 0, -ENOENT or -EACCES. */
 int mt_target__resolve_cmd(const char *cmd, char *path, size_t len);
 /* A pidfd that becomes readable when pid exits, or -errno. */

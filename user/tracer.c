@@ -37,6 +37,8 @@ struct mt_tracer {
 	struct bpf_program *enter_prog, *session_prog, *return_prog, *preload_prog, *batch_prog;
 	bool preload;		/* --preload: the wrapped functions are probed there */
 	bool batch;		/* --batch: the library's batches too */
+	uint64_t site_offs[5];	/* --preload: the library's sites (file offsets) */
+	size_t nsites;
 	bool session;		/* uprobe session links (Linux 6.13+) */
 	bool mmap;		/* --mmap: mmap and sbrk are traced */
 	const char *missing[MT_KERNEL_TPS + 1];
@@ -356,6 +358,12 @@ int mt_tracer__remove_target(struct mt_tracer *t, pid_t tgid)
 	return bpf_map_delete_elem(bpf_map__fd(t->skel->maps.targets), &k) ? -errno : 0;
 }
 
+size_t mt_tracer__preload_sites(const struct mt_tracer *t, const uint64_t **offs)
+{
+	*offs = t->site_offs;
+	return t->nsites;
+}
+
 int mt_tracer__add_target(struct mt_tracer *t, pid_t tgid)
 {
 	__u32 k = tgid;
@@ -495,9 +503,14 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->batch = o->preload && o->batch;
 	t->batch_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.preload_batch;
 	bpf_program__set_autoload(t->skel->progs.preload_batch, t->batch && !o->probe_floor);
+	bpf_program__set_autoload(t->skel->progs.batch_exit, t->batch && !o->probe_floor);
 	/* --batch's maps: all but empty without it (an LRU map is allocated
 	 * whole: one entry a CPU) */
-	bpf_map__set_max_entries(t->skel->maps.batch_stacks, t->batch ? o->max_stacks : 1);
+	/* a stack's key in each process, kept also when the stack was not
+	 * (allocated as used) */
+	bpf_map__set_max_entries(t->skel->maps.batch_stacks,
+				 !t->batch ? 1 : o->max_stacks < 16384 ? 65536 : 4 * o->max_stacks);
+	bpf_map__set_max_entries(t->skel->maps.batch_queues, t->batch ? 65536 : 1);
 	if (!t->batch) {
 		int ncpu = libbpf_num_possible_cpus();
 
@@ -553,6 +566,9 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 		if (err || (err = attach_tp(t, t->skel->progs.cfi_exit)))
 			goto cleanup;
 	}
+	if (bpf_program__autoload(t->skel->progs.batch_exit) &&
+	    (err = attach_tp(t, t->skel->progs.batch_exit)))
+		goto cleanup;
 	*out = t;
 	return 0;
 cleanup:
@@ -865,6 +881,9 @@ static int attach_preload(struct mt_tracer *t, pid_t pid, const char *lib,
 	}
 	close(fd);
 	*ninfo = (int)n;
+	_Static_assert(ARRAY_SIZE(t->site_offs) == ARRAY_SIZE(preload_probes), "site_offs");
+	memcpy(t->site_offs, offs, n * sizeof(*offs));
+	t->nsites = n;
 	/* the batch site (last) has a program of its own */
 	err = add_link(t, t->preload_prog, pid, lib, offs, cookies, ARRAY_SIZE(preload_probes) - 1,
 		       false);

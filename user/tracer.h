@@ -60,6 +60,9 @@ enum mt_lib {
 /* Most probes one library gets. */
 #define MT_MAX_LIB_PROBES 24
 
+/* --preload: the library's probe sites (file offsets), once attached; 0. */
+size_t mt_tracer__preload_sites(const struct mt_tracer *t, const uint64_t **offs);
+
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out);
 /* --alloc-fn/--free-fn: name, the argument (1-3), whether it frees. */
 int mt_tracer__add_custom(struct mt_tracer *t, const char *name, int arg, bool is_free);

@@ -63,7 +63,9 @@ def assert_forker(opts=("-n", "0")):
     free of an inherited block does not touch the parent's numbers).
     Returns the report and the stacks of the child."""
     rep, r = trace_cmd("forker", "now", opts=opts)
-    child = int([l for l in r.stdout.splitlines() if l.startswith("step1")][0].split()[1])
+    step1 = [l for l in r.stdout.splitlines() if l.startswith("step1")][0].split()
+    child = int(step1[1])
+    assert step1[2] == "0", f"the child's wait status: {step1[2]}"
     parent = [p["pid"] for p in rep["processes"] if p["pid"] != child][0]
     mine = lambda pid: [e for e in rep["stacks"] if e["pid"] == pid]
     got = by_function(mine(parent), "parent_alloc")

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import (MEMTRACE, ROOT, assert_no_probes_left, assert_realloc_chain, by_function,
-                      memtrace, prog, reports, trace_cmd)
+from conftest import (MEMTRACE, ROOT, assert_forker, assert_no_probes_left, assert_realloc_chain,
+                      by_function, memtrace, prog, reports, trace_cmd)
 
 PRELOAD_LIB = os.path.join(ROOT, "build", "libmemtrace-preload.so")
 
@@ -63,6 +63,15 @@ def test_exact_on_its_own():
     g = [e for e in rep["stacks"] if e["frames"][0]["symbol"] == "grow"][0]
     assert [f["symbol"] for f in g["frames"][:2]] == ["grow", "main"]
     assert not any("libmemtrace-preload" in (f.get("object") or "") for f in g["frames"])
+
+
+def test_fork_child_of_a_parent_that_hit_the_sites():
+    """forker's parent allocates (its sites hit: Linux 6.18 turns each into
+    a call to a page of the process) and then forks: the child's copies
+    call a page it does not have. memtrace re-arms them while the child is
+    stopped: the child runs to its end and is traced."""
+    rep, child = assert_forker(opts=("-n", "0", "--preload"))
+    assert by_function(child, "child_alloc")["alloc_count"] == 5
 
 
 def test_threads_without_the_tcache_frees():

@@ -4,7 +4,8 @@
  * block in parent_alloc (1700 bytes, 11 blocks, kept), then forks. The
  * child allocates 5 x 300 bytes in child_alloc (kept), frees the
  * 700-byte block it inherited (not one it allocated) and exits; the
- * parent waits for it, prints "step1", waits for SIGUSR1 and exits.
+ * parent waits for it, prints "step1 CHILD STATUS" (the wait status: 0
+ * when the child exited well), waits for SIGUSR1 and exits.
  * With "now": no waiting for signals.
  */
 #include <string.h>
@@ -30,6 +31,7 @@ NOINLINE void child_alloc(void)
 int main(int argc, char **argv)
 {
 	int now = argc > 1 && !strcmp(argv[1], "now");
+	int status = -1;
 	pid_t child;
 
 	block_usr1();
@@ -44,8 +46,8 @@ int main(int argc, char **argv)
 		free(inherited);
 		_exit(0);
 	}
-	waitpid(child, NULL, 0);
-	printf("step1 %d\n", child);
+	waitpid(child, &status, 0);
+	printf("step1 %d %d\n", child, status);
 	fflush(stdout);
 	if (!now)
 		wait_usr1();

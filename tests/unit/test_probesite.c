@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Probe placement on hand-assembled x86-64 code. */
 #include <criterion/criterion.h>
+#include <string.h>
 #include "probesite.h"
+#include "procmaps.h"
 
 #define TEST_RDI 0x48, 0x85, 0xff		/* test rdi, rdi */
 #define JE_PLUS7 0x0f, 0x84, 0x07, 0, 0, 0	/* je .+6+7 */
@@ -115,4 +117,37 @@ Test(probesite, garbage_and_empty)
 	cr_assert_eq(s.why, MT_SITE_ENTRY_FALLBACK);
 	s = site(c, 0, true);
 	cr_assert_eq(s.delta, 0);
+}
+
+/* A forked child's copy of a site its parent hit: a call whose target
+ * (the parent's trampoline page) the child does not map. */
+Test(probesite, orphan_call_only_into_nothing)
+{
+	const char *text = "7f0000000000-7f0000001000 r-xp 00000000 fe:01 42 /lib/libx.so\n"
+			   "7f0000400000-7f0000401000 --xp 00000000 00:00 0 [uprobes]\n";
+	struct mt_maps m = {};
+	uint64_t site = 0x7f0000000100;
+	/* call rel32 to site + 5 + rel */
+	uint8_t to_tramp[5] = { 0xe8 }, to_lib[5] = { 0xe8 }, to_hole[5] = { 0xe8 };
+	uint8_t nop5[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	int32_t rel;
+
+	cr_assert_eq(mt_procmaps__parse(text, &m), 0);
+	rel = (int32_t)(0x7f0000400000 - (site + 5));
+	memcpy(to_tramp + 1, &rel, 4);
+	rel = 0x200;
+	memcpy(to_lib + 1, &rel, 4);
+	rel = (int32_t)(0x7f0000800000 - (site + 5));
+	memcpy(to_hole + 1, &rel, 4);
+	cr_assert_not(mt_probesite__orphan_call(to_tramp, site, &m), "the trampoline is there");
+	cr_assert_not(mt_probesite__orphan_call(to_lib, site, &m));
+	cr_assert(mt_probesite__orphan_call(to_hole, site, &m));
+	cr_assert_not(mt_probesite__orphan_call(nop5, site, &m));
+	cr_assert_not(mt_probesite__orphan_call(mt_probesite__nop5_armed, site, &m));
+	/* the parent's page is gone from the child */
+	mt_procmaps__clear(&m);
+	cr_assert_eq(mt_procmaps__parse("7f0000000000-7f0000001000 r-xp 00000000 fe:01 42 "
+					"/lib/libx.so\n", &m), 0);
+	cr_assert(mt_probesite__orphan_call(to_tramp, site, &m));
+	mt_procmaps__clear(&m);
 }
