@@ -1052,7 +1052,7 @@ static void rearm_sites(struct app *a, pid_t child)
 		fprintf(stderr, "memtrace: warning: PID %d: restoring its copies of the "
 			"preload library's probe sites failed (%s): it may crash at its next "
 			"allocation\n", child, strerror(-r));
-	else if (r > 0 && a->o.verbose)
+	else if (r > 0 && verbose)
 		fprintf(stderr, "memtrace: PID %d: %d of its copies of the probe sites "
 			"re-armed after fork\n", child, r);
 }
