@@ -28,6 +28,7 @@
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "memtrace.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -478,6 +479,48 @@ static void q_drain(int closed)
 	lock_give(&q_lock);
 }
 
+/*
+ * A queued event waits at most this long for more: the next call hands
+ * it over. A process allocating a few times a second would otherwise
+ * keep its events from the reports for minutes. (One that stops
+ * allocating keeps its last ones until it exits.)
+ */
+#define Q_MAX_AGE_NS 100000000ULL
+static uint64_t q_since;	/* when the first queued event came */
+static int (*clock_)(clockid_t, struct timespec *); /* libc's: the vDSO's */
+
+/* A coarse clock (a tick: 1-10 ms), which the vDSO reads without a
+ * fence; 0 without libc's clock_gettime (no age limit then). */
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	if (!clock_ || clock_(CLOCK_MONOTONIC_COARSE, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Under q_lock: has the queue's first event waited too long? The clock
+ * is read at each of a batch's first 64 events, then at every 64th: a
+ * process that calls less than 640 times a second has it read every
+ * time, a faster one queues 64 events within the limit anyway. (Read at
+ * every call, it cost a churn pair about 16 ns, 5%.)
+ */
+static int q_too_old(void)
+{
+	uint64_t now;
+
+	if (q.n >= 64 && (q.n & 63))
+		return 0;
+	now = coarse_ns();
+	if (!q.n) {
+		q_since = now;
+		return 0;
+	}
+	return now - q_since > Q_MAX_AGE_NS;
+}
+
 /* Under q_lock: can n more events and one more definition be queued? A
  * closed queue, or no room in another process's: no (the calls then go
  * to their sites). */
@@ -485,9 +528,12 @@ static int q_room(uint32_t n)
 {
 	if (q_closed)
 		return 0;
-	if (q.n + n <= batch_max && q_ndefs < Q_DEFS)
+	if (q.n + n <= batch_max && q_ndefs < Q_DEFS && !q_too_old())
 		return 1;
-	return !q_flush();
+	if (q_flush())
+		return 0;
+	q_since = coarse_ns();
+	return 1;
 }
 
 /* Take q_lock with room for n events: 1, or 0 and the lock not held. */
@@ -699,6 +745,7 @@ static void batch_init(char *(*env)(const char *))
 	if (!h)
 		return;
 	unwind = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+	clock_ = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
 	policy = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
 	space = (void **)dlsym(h, "_ULx86_64_local_addr_space");
 	if (!unwind)

@@ -95,6 +95,26 @@ const struct mt_map *mt_procmaps__find(const struct mt_maps *m, uint64_t addr)
 	return NULL;
 }
 
+static bool same_map(const struct mt_map *a, const struct mt_map *b)
+{
+	return a->start == b->start && a->end == b->end && a->pgoff == b->pgoff &&
+	       a->inode == b->inode && a->dev_major == b->dev_major &&
+	       a->dev_minor == b->dev_minor;
+}
+
+size_t mt_procmaps__gone(const struct mt_maps *old, const struct mt_maps *now, size_t *idx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < old->n; i++) {
+		const struct mt_map *m = mt_procmaps__find(now, old->v[i].start);
+
+		if (!m || !same_map(m, &old->v[i]))
+			idx[n++] = i;
+	}
+	return n;
+}
+
 bool mt_map__is_file(const struct mt_map *m)
 {
 	return m->inode != 0 && m->path[0] == '/';

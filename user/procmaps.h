@@ -28,6 +28,12 @@ void mt_procmaps__clear(struct mt_maps *m);
 int mt_procmaps__read(int pid, struct mt_maps *out);
 /* Mapping containing addr, or NULL (binary search). */
 const struct mt_map *mt_procmaps__find(const struct mt_maps *m, uint64_t addr);
+/*
+ * Indices into old of the mappings now does not have as they were (same
+ * range, file and offset): unmapped since, or replaced by an exec. Written
+ * to idx (room for old->n); returns how many.
+ */
+size_t mt_procmaps__gone(const struct mt_maps *old, const struct mt_maps *now, size_t *idx);
 /* True for a mapping backed by a regular file (not [vdso], not anonymous). */
 bool mt_map__is_file(const struct mt_map *m);
 

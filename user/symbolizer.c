@@ -40,10 +40,25 @@ struct binary {
 	size_t ncached, cap_cached;
 };
 
+/*
+ * Code mappings a process has had and no longer has (its image before an
+ * exec, a library unloaded), newest last: a stack stored as addresses
+ * (--batch's, or a frame in a file without unwind table) may still hold
+ * their addresses. Only their ranges, offsets and binaries are kept.
+ */
+#define MT_GONE_MAX 1024
+
+struct gone {
+	uint64_t start, end, pgoff;
+	long bin;
+};
+
 struct proc {
 	pid_t pid;
 	struct mt_maps maps;
 	long *bin;		/* per mapping: index into binaries, or -1 */
+	struct gone *gone;
+	size_t ngone;
 };
 
 struct mt_symbolizer {
@@ -110,6 +125,7 @@ void mt_symbolizer__free(struct mt_symbolizer *s)
 	for (size_t i = 0; i < s->nprocs; i++) {
 		mt_procmaps__clear(&s->procs[i].maps);
 		free(s->procs[i].bin);
+		free(s->procs[i].gone);
 	}
 	free(s->bins);
 	free(s->procs);
@@ -200,7 +216,40 @@ void mt_symbolizer__drop_process(struct mt_symbolizer *s, pid_t pid)
 		return;
 	mt_procmaps__clear(&p->maps);
 	free(p->bin);
+	free(p->gone);
 	*p = s->procs[--s->nprocs];
+}
+
+/* Add p's code mappings that maps (its new ones) no longer has to p's
+ * gone ones; the oldest go beyond MT_GONE_MAX. */
+static void keep_gone(struct proc *p, const struct mt_maps *maps)
+{
+	size_t *idx = calloc(p->maps.n + 1, sizeof(*idx)), n, k = 0, drop;
+	struct gone *g;
+
+	if (!idx)
+		return;
+	n = mt_procmaps__gone(&p->maps, maps, idx);
+	for (size_t i = 0; i < n; i++)
+		if (p->bin[idx[i]] >= 0)
+			idx[k++] = idx[i];
+	if (k > MT_GONE_MAX)
+		k = MT_GONE_MAX;
+	g = k ? realloc(p->gone, (p->ngone + k) * sizeof(*g)) : NULL;
+	if (!g) {
+		free(idx);
+		return;
+	}
+	p->gone = g;
+	for (size_t i = 0; i < k; i++) {
+		const struct mt_map *m = &p->maps.v[idx[i]];
+
+		g[p->ngone++] = (struct gone){ m->start, m->end, m->pgoff, p->bin[idx[i]] };
+	}
+	drop = p->ngone > MT_GONE_MAX ? p->ngone - MT_GONE_MAX : 0;
+	memmove(g, g + drop, (p->ngone - drop) * sizeof(*g));
+	p->ngone -= drop;
+	free(idx);
 }
 
 int mt_symbolizer__add_process(struct mt_symbolizer *s, pid_t pid)
@@ -238,6 +287,7 @@ int mt_symbolizer__add_process(struct mt_symbolizer *s, pid_t pid)
 		memset(p, 0, sizeof(*p));
 		p->pid = pid;
 	}
+	keep_gone(p, &maps);
 	mt_procmaps__clear(&p->maps);
 	free(p->bin);
 	p->maps = maps;
@@ -442,10 +492,18 @@ size_t mt_symbolizer__lookup(struct mt_symbolizer *s, pid_t pid, uint64_t addr,
 	if (!max)
 		return 0;
 	out[0] = (struct mt_frame){ .addr = addr };
-	if (!m || p->bin[m - p->maps.v] < 0)
-		return 1;
-	return lookup_in(s->bins[p->bin[m - p->maps.v]], addr - m->start + m->pgoff, addr, out,
-			 max);
+	if (m && p->bin[m - p->maps.v] >= 0)
+		return lookup_in(s->bins[p->bin[m - p->maps.v]], addr - m->start + m->pgoff, addr,
+				 out, max);
+	/* not in the process's code now: in code it had, the newest first */
+	for (size_t i = p ? p->ngone : 0; i-- > 0;) {
+		const struct gone *g = &p->gone[i];
+
+		if (addr >= g->start && addr < g->end)
+			return lookup_in(s->bins[g->bin], addr - g->start + g->pgoff, addr, out,
+					 max);
+	}
+	return 1;
 }
 
 size_t mt_symbolizer__lookup_file(struct mt_symbolizer *s, uint32_t kdev, uint64_t ino,

@@ -22,9 +22,30 @@ def prog(name):
     return os.path.join(PROGS, name)
 
 
+# MT_SOAK_MODE=batch (or preload): every `-- COMMAND` run that takes no
+# option those modes refuse runs with --batch (--preload) instead of the
+# default probes, so that every assertion of the suite checks that mode
+# too (README, Development). Not part of `make test`: some assertions are
+# about the default probes themselves.
+SOAK = os.environ.get("MT_SOAK_MODE", "")
+_SOAK_REFUSED = {"-p", "--pid", "-a", "--all", "--mmap", "--alloc-fn", "--free-fn", "--unwind",
+                 "--preload", "--batch", "--sample-bytes", "--probe-floor"}
+
+
+def soaked(args):
+    args = list(args)
+    if not SOAK or "--" not in args:
+        return args
+    i = args.index("--")
+    for a in args[:i]:
+        if a.split("=")[0] in _SOAK_REFUSED or (a[:2] in ("-p", "-a") and not a.startswith("--")):
+            return args
+    return [*args[:i], "--" + SOAK, *args[i:]]
+
+
 def memtrace(*args, timeout=60, **kw):
     """Run memtrace to completion; returns CompletedProcess (text)."""
-    return subprocess.run([MEMTRACE, *args], capture_output=True, text=True,
+    return subprocess.run([MEMTRACE, *soaked(args)], capture_output=True, text=True,
                           timeout=timeout, **kw)
 
 
@@ -149,7 +170,7 @@ class Tracer:
 
     def __init__(self, *args, out=None):
         self.out = out
-        cmd = [MEMTRACE, "--json", "-n", "0", *args]
+        cmd = [MEMTRACE, "--json", "-n", "0", *soaked(args)]
         if out:
             cmd += ["-o", out]
         self.t0 = time.monotonic()

@@ -122,10 +122,11 @@ def test_queue_taken_at_exit(how):
 
 def test_exec_hands_over_first():
     """execer's 5000-byte block, queued when it execs (execl) nofp: handed
-    over before the image goes, and gone with it, as without --batch. (Not
-    its frames: the old image is gone before memtrace reads its maps,
-    which with --preload the unwinder's table request makes it read
-    earlier.)"""
+    over before the image goes, and gone with it, as without --batch. Its
+    frames in execer itself resolve in the mappings memtrace read at
+    execer's own exec stop, kept when nofp replaced them; its libc frames
+    do not (execer's libc was mapped and gone between two reads of its
+    maps: README, --batch)."""
     pre, got = (run("execer", "now", opts=(o,)) for o in ("--preload", "--batch"))
     assert comparable(got)[1] == comparable(pre)[1]
     # nofp's plugin stacks: complete here (test_same_report_as_preload)
@@ -133,6 +134,23 @@ def test_exec_hands_over_first():
     old = [e for e in got["stacks"] if e["alloc_bytes"] == 5000]
     assert [(e["alloc_count"], e["free_count"], e["outstanding_bytes"]) for e in old] == \
         [(1, 1, 0)]
+    fr = [(f["symbol"], f.get("line")) for f in old[0]["frames"]]
+    assert fr[:2] == [("before_exec", 16), ("main", 31)], fr
+    assert fr[-1][0] == "_start", fr
+
+
+def test_slow_allocator_reported_while_it_runs():
+    """slow allocates a block every 200 ms: each call hands over the
+    previous one, older than the queue's age limit (0.1 s), so the reports
+    taken while it runs have all but its last block; without the limit
+    they would have none until it exits (a batch holds 1024 events)."""
+    r = memtrace("--json", "-n", "0", "-i", "1", "--batch", "--", prog("slow"))
+    assert r.returncode == 0, r.stderr
+    reps = reports(r.stdout)
+    seen = [by_function(rep["stacks"], "slow_alloc")["alloc_count"] for rep in reps]
+    assert len(seen) >= 3 and reps[-1]["final"], seen
+    assert max(seen[:-1]) == 5, seen
+    assert by_function(reps[-1]["stacks"], "slow_alloc")["outstanding_bytes"] == 6 * 700
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -95,3 +95,32 @@ Test(procmaps_bad, empty_and_no_trailing_newline)
 	cr_assert_str_eq(b.v[0].path, "/bin/x");
 	mt_procmaps__clear(&b);
 }
+
+/* After an exec (or a dlclose): which of the old mappings are gone. */
+Test(procmaps, gone_mappings)
+{
+	struct mt_maps old, now;
+	size_t idx[4];
+
+	cr_assert_eq(mt_procmaps__parse("1000-2000 r-xp 00000000 08:01 5 /bin/a\n"
+					"3000-4000 r-xp 00001000 08:01 6 /lib/b.so\n"
+					"5000-6000 r-xp 00000000 08:01 7 /lib/c.so\n"
+					"7000-8000 rw-p 00000000 00:00 0\n",
+					&old),
+		     0);
+	/* a stays; b's range now holds another offset; c is unmapped; the
+	 * anonymous one grew at the same start */
+	cr_assert_eq(mt_procmaps__parse("1000-2000 r-xp 00000000 08:01 5 /bin/a\n"
+					"3000-4000 r-xp 00002000 08:01 6 /lib/b.so\n"
+					"7000-9000 rw-p 00000000 00:00 0\n",
+					&now),
+		     0);
+	cr_assert_eq(mt_procmaps__gone(&old, &now, idx), 3);
+	cr_assert_eq(idx[0], 1);
+	cr_assert_eq(idx[1], 2);
+	cr_assert_eq(idx[2], 3);
+	/* nothing gone from a process against itself */
+	cr_assert_eq(mt_procmaps__gone(&now, &now, idx), 0);
+	mt_procmaps__clear(&old);
+	mt_procmaps__clear(&now);
+}
