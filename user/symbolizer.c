@@ -233,22 +233,18 @@ static void keep_gone(struct proc *p, const struct mt_maps *maps)
 	for (size_t i = 0; i < n; i++)
 		if (p->bin[idx[i]] >= 0)
 			idx[k++] = idx[i];
-	if (k > MT_GONE_MAX)
-		k = MT_GONE_MAX;
 	g = k ? realloc(p->gone, (p->ngone + k) * sizeof(*g)) : NULL;
-	if (!g) {
-		free(idx);
-		return;
-	}
-	p->gone = g;
-	for (size_t i = 0; i < k; i++) {
-		const struct mt_map *m = &p->maps.v[idx[i]];
+	if (g) {
+		p->gone = g;
+		for (size_t i = 0; i < k; i++) {
+			const struct mt_map *m = &p->maps.v[idx[i]];
 
-		g[p->ngone++] = (struct gone){ m->start, m->end, m->pgoff, p->bin[idx[i]] };
+			g[p->ngone++] = (struct gone){ m->start, m->end, m->pgoff, p->bin[idx[i]] };
+		}
+		drop = p->ngone > MT_GONE_MAX ? p->ngone - MT_GONE_MAX : 0;
+		memmove(g, g + drop, (p->ngone - drop) * sizeof(*g));
+		p->ngone -= drop;
 	}
-	drop = p->ngone > MT_GONE_MAX ? p->ngone - MT_GONE_MAX : 0;
-	memmove(g, g + drop, (p->ngone - drop) * sizeof(*g));
-	p->ngone -= drop;
 	free(idx);
 }
 
