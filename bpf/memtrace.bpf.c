@@ -385,7 +385,6 @@ struct unwind {
 	__u64 vm_start, vm_end, vm_pgoff; /* vm_end 0: none */
 	struct mt_cfi_key key;
 	struct mt_cfi_table tab;	/* npages 0: no table */
-	__u32 igen;		/* the mapped file's inode generation */
 	__u64 epoch;		/* cfi_epoch when the walk began */
 	__u32 tgid;
 	__u32 n;
@@ -648,13 +647,13 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, stru
  */
 #define MT_RB_WAKEUP BPF_RB_FORCE_WAKEUP
 
-/* Ask userspace for the table of a file, once. */
-static __always_inline void ask_table(struct unwind *u)
+/* Ask userspace for the table of a file (v: a mapping of it), once. */
+static __always_inline void ask_table(const struct vma_info *v)
 {
 	struct mt_cfi_miss *m;
 	__u8 one = 1;
 
-	long err = bpf_map_update_elem(&cfi_asked, &u->key, &one, BPF_NOEXIST);
+	long err = bpf_map_update_elem(&cfi_asked, &v->key, &one, BPF_NOEXIST);
 
 	if (err) {
 		if (err != -17 /* EEXIST: asked already */)
@@ -663,15 +662,15 @@ static __always_inline void ask_table(struct unwind *u)
 	}
 	m = bpf_ringbuf_reserve(&cfi_misses, sizeof(*m), 0);
 	if (!m) {
-		bpf_map_delete_elem(&cfi_asked, &u->key); /* ask again later */
+		bpf_map_delete_elem(&cfi_asked, &v->key); /* ask again later */
 		count(MT_CNT_LOST_UNWIND_REQUEST, 1);
 		return;
 	}
 	m->tgid = bpf_get_current_pid_tgid() >> 32;
-	m->igen = u->igen;
-	m->key = u->key;
-	m->vm_start = u->vm_start;
-	m->vm_end = u->vm_end;
+	m->igen = v->igen;
+	m->key = v->key;
+	m->vm_start = v->start;
+	m->vm_end = v->end;
 	bpf_ringbuf_submit(m, MT_RB_WAKEUP);
 	count(MT_CNT_UNWIND_REQUEST, 1);
 }
@@ -691,14 +690,13 @@ static __always_inline void set_vma(struct unwind *u, __u64 pc)
 	u->vm_end = v.end;
 	u->vm_pgoff = v.pgoff;
 	u->key = v.key;
-	u->igen = v.igen;
 	if (!v.key.ino)
 		return; /* anonymous: JIT code, vdso */
 	t = bpf_map_lookup_elem(&cfi_tables, &v.key);
 	if (t)
 		u->tab = *t;
 	else
-		ask_table(u);
+		ask_table(&v);
 }
 
 /*
@@ -1897,6 +1895,54 @@ struct {
 	__type(value, struct batch_queue);
 } batch_queues SEC(".maps");
 
+/*
+ * --batch: the library's frames are addresses in its process. Those in a
+ * file the unwinder knows become (file id, offset), as the walks record
+ * them, so that processes running the same files share their stacks: with
+ * each process's own addresses (ASLR) the stack store filled after a few
+ * dozen processes (a shell script's). A file seen for the first time is
+ * asked for; its frames stay addresses until its table is there.
+ */
+struct batch_files {
+	struct mt_stack *s;
+	__u64 start, end, base;	/* the last frame's mapping (end 0: none) */
+	__u32 id;		/* its file's (0: none known) */
+};
+
+static long batch_file(__u64 i, struct batch_files *bf)
+{
+	struct mt_stack *s = bf->s;
+	__u64 pc, lpc;
+
+	if (i >= MT_MAX_DEPTH)
+		return 1;
+	pc = s->ips[i];
+	lpc = pc - 1; /* a return address: inside the call, not after it */
+	if (lpc < bf->start || lpc >= bf->end) {
+		struct vma_info v = {};
+		struct mt_cfi_table *t;
+
+		bf->start = bf->end = 0;
+		bf->id = 0;
+		if (bpf_find_vma(bpf_get_current_task_btf(), lpc, vma_found, &v, 0) || !v.end)
+			return 0;
+		bf->start = v.start;
+		bf->end = v.end;
+		bf->base = v.start - (v.pgoff << 12);
+		if (!v.key.ino)
+			return 0; /* anonymous: JIT code, vdso */
+		t = bpf_map_lookup_elem(&cfi_tables, &v.key);
+		if (t)
+			bf->id = t->id;
+		else
+			ask_table(&v);
+	}
+	if (bf->id && pc - bf->base <= MT_FRAME_OFF_MASK)
+		s->ips[i] = MT_FRAME_FILE | (__u64)(bf->id & MT_FRAME_ID_MASK) << MT_FRAME_ID_SHIFT |
+			    (pc - bf->base);
+	return 0;
+}
+
 /* An MT_BEV_STACK: store the frames, remember what the key stands for. */
 static __always_inline void batch_stack(struct batch *b, struct batch_scratch *sc,
 					const struct mt_batch_ev *e)
@@ -1911,6 +1957,11 @@ static __always_inline void batch_stack(struct batch *b, struct batch_scratch *s
 	    s->depth > MT_MAX_DEPTH || 8 + 8 * (__u64)s->depth != size) {
 		count(MT_CNT_LOST_STACK_FAILED, 1);
 		return;
+	}
+	if (unwind_cfi) {
+		struct batch_files bf = { .s = s };
+
+		bpf_loop(s->depth, batch_file, &bf, 0);
 	}
 	v.truncated = s->flags & MT_STACK_F_TRUNCATED;
 	v.stack_id = store_stack(s, 0, &v.lost);
@@ -2065,14 +2116,40 @@ int preload_batch(struct pt_regs *ctx)
 		return 0;
 	b.gen = reg.gen = proc_gen();
 	r = bpf_map_lookup_elem(&batch_queues, &b.tgid);
-	if (r && r->queue == reg.queue && r->exec_id == reg.exec_id && r->gen == reg.gen)
-		r->done = reg.done; /* before the events: a batch is taken once */
-	else if (bpf_map_update_elem(&batch_queues, &b.tgid, &reg, BPF_ANY))
+	if (r && r->queue == reg.queue && r->exec_id == reg.exec_id && r->gen == reg.gen) {
+		/* before the events: a batch is taken once (batch_exec may
+		 * have taken it, as another thread execs) */
+		if (__sync_lock_test_and_set(&r->done, reg.done) == reg.done && n)
+			return 0;
+	} else if (bpf_map_update_elem(&batch_queues, &b.tgid, &reg, BPF_ANY))
 		count(MT_CNT_LOST_BATCH_UNREAD, 1); /* its exit's events would be */
 	if (n > MT_BATCH_MAX)
 		count(MT_CNT_LOST_BATCH_UNREAD, n - MT_BATCH_MAX);
 	batch_run(&b);
 	return 0;
+}
+
+/*
+ * What a process's queue holds that no batch took (r: where it is).
+ * Taken once: a batch's number goes into r->done before its events are
+ * read, here and at the site (preload_batch).
+ */
+static __always_inline void take_queue(__u32 tgid, struct batch_queue *r)
+{
+	struct { __u32 n, batch; } head;
+	struct batch b = { .tgid = tgid, .gen = r->gen };
+
+	if (bpf_probe_read_user(&head, sizeof(head), (void *)r->queue)) {
+		count(MT_CNT_LOST_BATCH_UNREAD, 1); /* how many: unknown */
+		return;
+	}
+	if (!head.n || __sync_lock_test_and_set(&r->done, head.batch) == head.batch)
+		return;
+	b.events = r->queue + offsetof(struct mt_batch_queue, ev);
+	b.n = head.n > MT_BATCH_MAX ? MT_BATCH_MAX : head.n;
+	if (head.n > MT_BATCH_MAX)
+		count(MT_CNT_LOST_BATCH_UNREAD, head.n - MT_BATCH_MAX);
+	batch_run(&b);
 }
 
 /*
@@ -2084,28 +2161,31 @@ int BPF_PROG(batch_exit, struct task_struct *p, bool group_dead)
 {
 	__u32 tgid = p->tgid;
 	struct batch_queue *r = group_dead ? bpf_map_lookup_elem(&batch_queues, &tgid) : NULL;
-	struct batch_queue reg;
-	struct { __u32 n, batch; } head;
-	struct batch b = { .tgid = tgid };
 
 	if (!r)
 		return 0;
-	reg = *r;
+	/* an image without the library: its queue is gone */
+	if (r->exec_id == (__u32)p->self_exec_id)
+		take_queue(tgid, r);
 	bpf_map_delete_elem(&batch_queues, &tgid);
-	if (reg.exec_id != (__u32)p->self_exec_id)
-		return 0; /* an image without the library: its queue is gone */
-	if (bpf_probe_read_user(&head, sizeof(head), (void *)reg.queue)) {
-		count(MT_CNT_LOST_BATCH_UNREAD, 1); /* how many: unknown */
-		return 0;
-	}
-	if (!head.n || head.batch == reg.done)
-		return 0;
-	b.events = reg.queue + offsetof(struct mt_batch_queue, ev);
-	b.n = head.n > MT_BATCH_MAX ? MT_BATCH_MAX : head.n;
-	if (head.n > MT_BATCH_MAX)
-		count(MT_CNT_LOST_BATCH_UNREAD, head.n - MT_BATCH_MAX);
-	b.gen = reg.gen;
-	batch_run(&b);
+	return 0;
+}
+
+/*
+ * --batch: the process execs (Linux 6.10+: the old image is still there,
+ * and from here a failure is fatal). The library's exec wrappers have
+ * handed the queue over; an exec it did not see (syscall(SYS_execve),
+ * execveat) has not: take what is left. The new image registers its own
+ * queue at its start.
+ */
+SEC("tp_btf/sched_prepare_exec")
+int BPF_PROG(batch_exec, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+	struct batch_queue *r = bpf_map_lookup_elem(&batch_queues, &tgid);
+
+	if (r && r->exec_id == (__u32)p->self_exec_id && r->gen == proc_gen())
+		take_queue(tgid, r);
 	return 0;
 }
 

@@ -1056,9 +1056,9 @@ WRAP_DELETE(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void
 
 /*
  * --batch: what is queued is handed over before the process's image goes
- * (exec) or it ends without exit's destructors (_exit). An exec made
- * with syscall() directly, or a process killed by a signal, loses what
- * is queued (docs: README, --batch).
+ * (exec) or it ends without exit's destructors (_exit). What an exec
+ * made with syscall() directly, or a process killed by a signal, leaves
+ * queued memtrace takes itself (bpf: batch_exec, batch_exit).
  */
 #define WRAP_EXEC(name, params, args)                                     \
 	static int (*next_##name) params;                                 \

@@ -189,26 +189,30 @@ static struct bpf_program *kernel_prog(struct memtrace_bpf *s, int i, const char
 	return p[i];
 }
 
-/* Load the kernel programs only if asked, and only those this kernel has. */
-static void select_kernel_progs(struct mt_tracer *t, bool kernel)
+/* Does the kernel (its BTF, vmlinux) have tracepoint tp? */
+static bool have_tp(const struct btf *vmlinux, const char *tp)
 {
-	struct btf *vmlinux = kernel ? btf__load_vmlinux_btf() : NULL;
+	char name[64];
+
+	snprintf(name, sizeof(name), "btf_trace_%s", tp);
+	return vmlinux && btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) > 0;
+}
+
+/* Load the kernel programs only if asked, and only those this kernel has. */
+static void select_kernel_progs(struct mt_tracer *t, const struct btf *vmlinux, bool kernel)
+{
 	int nmissing = 0;
 
 	for (int i = 0; i < MT_KERNEL_TPS; i++) {
-		char name[64];
 		const char *tp;
 		struct bpf_program *p = kernel_prog(t->skel, i, &tp);
-		bool have;
+		bool have = kernel && have_tp(vmlinux, tp);
 
-		snprintf(name, sizeof(name), "btf_trace_%s", tp);
-		have = vmlinux && btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) > 0;
 		bpf_program__set_autoload(p, have);
 		if (kernel && !have)
 			t->missing[nmissing++] = tp;
 	}
 	t->missing[nmissing] = NULL;
-	btf__free(vmlinux);
 }
 
 const char *const *mt_tracer__missing_tps(const struct mt_tracer *t)
@@ -395,9 +399,8 @@ static int stats_ncpu(uint64_t max_stacks)
 }
 
 /* Does the kernel know uprobe session links? Its own BTF says. */
-static bool kernel_has_uprobe_session(void)
+static bool kernel_has_uprobe_session(const struct btf *btf)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
 	const struct btf_type *e;
 	bool found = false;
 	int id;
@@ -412,7 +415,6 @@ static bool kernel_has_uprobe_session(void)
 			found = !strcmp(btf__name_by_offset(btf, v[i].name_off),
 					"BPF_TRACE_UPROBE_SESSION");
 	}
-	btf__free(btf);
 	return found;
 }
 
@@ -438,11 +440,14 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 {
 	struct mt_tracer *t = calloc(1, sizeof(*t));
 	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct btf *vmlinux = NULL;
 	int err;
 
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
+	/* what this kernel has; NULL (none of it) if its BTF cannot be read */
+	vmlinux = btf__load_vmlinux_btf();
 	t->stats_fd = -1;
 	if (o->no_kconfig || !have_kconfig())
 		oo.kconfig = "CONFIG_HZ=0\n";
@@ -455,7 +460,7 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->skel->rodata->max_size = o->max_size;
 	t->skel->rodata->stack_depth = o->max_depth;
 	sampling_tables(t->skel, o->sample_bytes);
-	select_kernel_progs(t, o->kernel);
+	select_kernel_progs(t, vmlinux, o->kernel);
 	t->skel->rodata->irqentry_lo = o->irqentry_lo;
 	t->skel->rodata->irqentry_hi = o->irqentry_hi;
 	t->skel->rodata->unwind_cfi = !o->unwind_fp && !o->probe_floor;
@@ -504,6 +509,10 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	t->batch_prog = o->probe_floor ? t->skel->progs.floor_enter : t->skel->progs.preload_batch;
 	bpf_program__set_autoload(t->skel->progs.preload_batch, t->batch && !o->probe_floor);
 	bpf_program__set_autoload(t->skel->progs.batch_exit, t->batch && !o->probe_floor);
+	/* Linux 6.10+ (as memtrace needs): where a kernel lacks it, an exec the
+	 * library does not see loses what is queued */
+	bpf_program__set_autoload(t->skel->progs.batch_exec, t->batch && !o->probe_floor &&
+				  have_tp(vmlinux, "sched_prepare_exec"));
 	/* --batch's maps: all but empty without it (an LRU map is allocated
 	 * whole: one entry a CPU) */
 	/* a stack's key in each process, kept also when the stack was not
@@ -516,7 +525,7 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 
 		bpf_map__set_max_entries(t->skel->maps.batch_held, ncpu > 0 ? ncpu : 64);
 	}
-	t->session = !o->no_session && kernel_has_uprobe_session();
+	t->session = !o->no_session && kernel_has_uprobe_session(vmlinux);
 	t->mmap = o->mmap;
 	t->skel->rodata->use_session = t->session;
 	if (t->session) {
@@ -569,9 +578,14 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	if (bpf_program__autoload(t->skel->progs.batch_exit) &&
 	    (err = attach_tp(t, t->skel->progs.batch_exit)))
 		goto cleanup;
+	if (bpf_program__autoload(t->skel->progs.batch_exec) &&
+	    (err = attach_tp(t, t->skel->progs.batch_exec)))
+		goto cleanup;
+	btf__free(vmlinux);
 	*out = t;
 	return 0;
 cleanup:
+	btf__free(vmlinux);
 	mt_tracer__free(t);
 	return err;
 }

@@ -22,6 +22,15 @@ def prog(name):
     return os.path.join(PROGS, name)
 
 
+def src_line(name, text):
+    """The line (1-based) of tests/progs/NAME holding TEXT, which must be
+    on one line only: tests name a line by its code, not its number."""
+    with open(os.path.join(ROOT, "tests", "progs", name)) as f:
+        found = [i for i, line in enumerate(f, 1) if text in line]
+    assert len(found) == 1, (name, text, found)
+    return found[0]
+
+
 # MT_SOAK_MODE=batch (or preload): every `-- COMMAND` run that takes no
 # option those modes refuse runs with --batch (--preload) instead of the
 # default probes, so that every assertion of the suite checks that mode

@@ -8,7 +8,7 @@ size that splits the program's events at odd places, and the default."""
 import pytest
 
 from conftest import (assert_forker, assert_realloc_chain, by_function, memtrace, prog, reports,
-                      trace_cmd)
+                      src_line, trace_cmd)
 from test_preload import table
 
 
@@ -120,14 +120,18 @@ def test_queue_taken_at_exit(how):
     assert rep["lost"]["total"] == 0, rep["lost"]
 
 
-def test_exec_hands_over_first():
-    """execer's 5000-byte block, queued when it execs (execl) nofp: handed
-    over before the image goes, and gone with it, as without --batch. Its
-    frames in execer itself resolve in the mappings memtrace read at
-    execer's own exec stop, kept when nofp replaced them; its libc frames
-    do not (execer's libc was mapped and gone between two reads of its
-    maps: README, --batch)."""
-    pre, got = (run("execer", "now", opts=(o,)) for o in ("--preload", "--batch"))
+@pytest.mark.parametrize("how", ["now", "raw"])
+def test_exec_hands_over_first(how):
+    """execer's 5000-byte block, queued when it execs nofp: handed over
+    before the image goes, and gone with it, as without --batch. "now"
+    execs with execl, whose wrapper hands the queue over; "raw" with
+    syscall(SYS_execve), which no wrapper sees: memtrace takes the queue
+    at the exec (tracepoint sched_prepare_exec). Its frames in execer
+    itself resolve in the mappings memtrace read at execer's own exec
+    stop, kept when nofp replaced them; its libc frames do not (execer's
+    libc was mapped and gone between two reads of its maps: README,
+    --batch)."""
+    pre, got = (run("execer", how, opts=(o,)) for o in ("--preload", "--batch"))
     assert comparable(got)[1] == comparable(pre)[1]
     # nofp's plugin stacks: complete here (test_same_report_as_preload)
     assert got["lost"]["total"] == 0, got["lost"]
@@ -135,8 +139,35 @@ def test_exec_hands_over_first():
     assert [(e["alloc_count"], e["free_count"], e["outstanding_bytes"]) for e in old] == \
         [(1, 1, 0)]
     fr = [(f["symbol"], f.get("line")) for f in old[0]["frames"]]
-    assert fr[:2] == [("before_exec", 16), ("main", 31)], fr
+    assert fr[:2] == [("before_exec", src_line("execer.c", "hold(malloc(5000))")),
+                      ("main", src_line("execer.c", "\tbefore_exec();"))], fr
     assert fr[-1][0] == "_start", fr
+
+
+def test_processes_share_stacks():
+    """The same program run 6 times: its stacks are one set for all, as
+    in the default mode, where with each process's own addresses (ASLR)
+    each process had its own and the stack store filled after a few
+    dozen processes. The first run's may differ: its files' tables are
+    asked for at its first batch and come after it (frames stay
+    addresses until then)."""
+    allocs = prog("allocs")
+    r = memtrace("--json", "-n", "0", "--batch", "--", "sh", "-c",
+                 f"for i in 1 2 3 4 5 6; do {allocs}; done")
+    assert r.returncode == 0, r.stderr
+    rep = reports(r.stdout)[-1]
+    assert rep["lost"]["total"] == 0, rep["lost"]
+    # allocs's own: its child may allocate in sh's code before its exec
+    mine = [e for e in rep["stacks"] if e["comm"] == "allocs" and
+            any((f.get("file") or "").endswith("allocs.c") for f in e["frames"])]
+    pids = sorted({e["pid"] for e in mine}, key=lambda p: min(
+        x["start"] for x in rep["processes"] if x["pid"] == p))
+    assert len(pids) == 6, pids
+    ids = [{e["stack_id"] for e in mine if e["pid"] == p} for p in pids]
+    assert all(i == ids[-1] for i in ids[1:]), ids
+    for p in pids:
+        got = by_function([e for e in mine if e["pid"] == p], "use_malloc")
+        assert (got["outstanding_bytes"], got["alloc_count"], got["stacks"]) == (3000, 3, 1)
 
 
 def test_slow_allocator_reported_while_it_runs():

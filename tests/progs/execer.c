@@ -5,11 +5,15 @@
  * block is gone with it, the new image allocates its own
  * (tests/integration/test_system.py). With "now": no waiting, the
  * allocation, the exec and the new image's allocations microseconds apart.
+ * "raw": as "now", with syscall(SYS_execve), which no exec wrapper sees.
  */
 #include <stdbool.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "testprog.h"
+
+extern char **environ;
 
 NOINLINE void before_exec(void)
 {
@@ -20,7 +24,8 @@ int main(int argc, char **argv)
 {
 	char path[4096];
 	const char *slash = strrchr(argv[0], '/');
-	bool now = argc > 1 && !strcmp(argv[1], "now");
+	bool raw = argc > 1 && !strcmp(argv[1], "raw");
+	bool now = raw || (argc > 1 && !strcmp(argv[1], "now"));
 
 	if (!now) {
 		block_usr1();
@@ -36,6 +41,12 @@ int main(int argc, char **argv)
 	}
 	snprintf(path, sizeof(path), "%.*s/nofp", slash ? (int)(slash - argv[0]) : 1,
 		 slash ? argv[0] : ".");
-	execl(path, path, now ? "now" : "wait", (char *)NULL);
+	if (raw) {
+		char *args[] = { path, "now", NULL };
+
+		syscall(SYS_execve, path, args, environ);
+	} else {
+		execl(path, path, now ? "now" : "wait", (char *)NULL);
+	}
 	return 1;
 }
