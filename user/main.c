@@ -1635,6 +1635,8 @@ int main(int argc, char **argv)
 	to.no_kconfig = getenv("MEMTRACE_TEST_NO_KCONFIG") != NULL;
 	to.no_memo = getenv("MEMTRACE_TEST_NO_MEMO") != NULL;
 	to.memo_no_tags = getenv("MEMTRACE_TEST_MEMO_NO_TAGS") != NULL;
+	if (getenv("MEMTRACE_TEST_BATCH_KEYS"))
+		to.batch_keys = strtoul(getenv("MEMTRACE_TEST_BATCH_KEYS"), NULL, 10);
 	if (getenv("MEMTRACE_TEST_STACK_HASH_BITS"))
 		to.stack_hash_mask = (1ULL << (atoi(getenv("MEMTRACE_TEST_STACK_HASH_BITS")) & 63)) - 1;
 	rc = MT_EXIT_RUNTIME;

@@ -518,7 +518,10 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	/* a stack's key in each process, kept also when the stack was not
 	 * (allocated as used) */
 	bpf_map__set_max_entries(t->skel->maps.batch_stacks,
-				 !t->batch ? 1 : o->max_stacks < 16384 ? 65536 : 4 * o->max_stacks);
+				 !t->batch	      ? 1 :
+				 o->batch_keys	      ? o->batch_keys :
+				 o->max_stacks < 16384 ? 65536 :
+							 4 * o->max_stacks);
 	bpf_map__set_max_entries(t->skel->maps.batch_queues, t->batch ? 65536 : 1);
 	if (!t->batch) {
 		int ncpu = libbpf_num_possible_cpus();
@@ -1179,6 +1182,43 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 	return 0;
 }
 
+/* Is (tgid, gen) one of the exited processes (gen 0: its start unknown)? */
+static bool is_gone(const struct mt_pairmap *gone, __u32 tgid, __u32 gen)
+{
+	return mt_pairmap__get(gone, tgid, gen) >= 0 || mt_pairmap__get(gone, tgid, 0) >= 0;
+}
+
+/*
+ * --batch: drop the exited processes' stack keys (batch_stacks), which a
+ * process tree would otherwise fill for the rest of the run: its later
+ * processes' stacks would then be lost (stack_unavailable). No event of
+ * theirs can come any more: their exit took what their queues held.
+ */
+static int retire_batch_keys(struct mt_tracer *t, const struct mt_pairmap *gone)
+{
+	int fd = bpf_map__fd(t->skel->maps.batch_stacks);
+	struct mt_batch_key *k = NULL;
+	void *v = NULL;
+	size_t n = 0, ndel = 0;
+	int err;
+
+	if (!t->batch)
+		return 0;
+	err = read_hash(fd, sizeof(*k), sizeof(struct mt_batch_stack), (void **)&k, &v, &n);
+	for (size_t i = 0; !err && i < n; i++)
+		if (is_gone(gone, k[i].tgid, k[i].gen))
+			k[ndel++] = k[i]; /* in place: ndel <= i */
+	if (!err && ndel) {
+		__u32 cnt = ndel;
+
+		if (bpf_map_delete_batch(fd, k, &cnt, NULL))
+			err = -errno;
+	}
+	free(k);
+	free(v);
+	return err;
+}
+
 int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n,
 		      struct mt_stat_entry **kept, size_t *nkept)
 {
@@ -1199,8 +1239,7 @@ int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_
 	for (size_t i = 0; !err && i < nall; i++) {
 		const struct mt_stats_key *k = &all[i].k;
 
-		if (mt_pairmap__get(gone, k->tgid, k->gen) < 0 &&
-		    mt_pairmap__get(gone, k->tgid, 0) < 0)
+		if (!is_gone(gone, k->tgid, k->gen))
 			continue;
 		/* kept only once out of the map: a failed delete stays there */
 		if (!bpf_map_delete_elem(fd, k))
@@ -1210,6 +1249,8 @@ int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_
 		*kept = out;
 		*nkept += nout;
 	}
+	if (!err)
+		err = retire_batch_keys(t, gone);
 	free(all);
 	mt_pairmap__free(gone);
 	return err;

@@ -28,6 +28,7 @@ struct mt_tracer_opts {
 	bool kernel;		/* also the kernel's allocations (--kernel) */
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */
 	uint64_t stack_hash_mask; /* tests: weaken the stack hash (0: full) */
+	uint32_t batch_keys;	/* tests: batch_stacks's size (0: by max_stacks) */
 	bool all;		/* -a: probes without PID filter, processes chosen in BPF */
 	pid_t self;		/* memtrace's own PID: never traced */
 	const char (*comms)[16]; /* --comm names */
@@ -103,8 +104,9 @@ struct mt_pid_gen {
 /*
  * Move the per-stack totals of exited processes out of the BPF map, which
  * they would otherwise fill for the rest of the run, appending them to
- * *kept (*nkept entries; the caller frees it). Their live blocks stay in
- * allocs. 0 or -errno.
+ * *kept (*nkept entries; the caller frees it), and with --batch their
+ * stack keys out of batch_stacks. Their live blocks stay in allocs. 0 or
+ * -errno.
  */
 int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n,
 		      struct mt_stat_entry **kept, size_t *nkept);

@@ -5,6 +5,8 @@ reaches memtrace as a pair (its stack's totals only). The reports must be
 --preload's (which test_preload.py checks against the probes on the
 allocators), whatever the batch size: 1 (every event alone, no pairs), a
 size that splits the program's events at odd places, and the default."""
+import os
+
 import pytest
 
 from conftest import (assert_forker, assert_realloc_chain, by_function, memtrace, prog, reports,
@@ -168,6 +170,24 @@ def test_processes_share_stacks():
     for p in pids:
         got = by_function([e for e in mine if e["pid"] == p], "use_malloc")
         assert (got["outstanding_bytes"], got["alloc_count"], got["stacks"]) == (3000, 3, 1)
+
+
+def test_exited_processes_keys_dropped():
+    """What each process's stack keys stand for (batch_stacks) goes when
+    the process has exited: with room for 64 keys (a test knob), 10 runs
+    of allocs one after the other (about 15 keys each, and sh's) lose no
+    stack. Kept for the whole run, they lost 1,843 allocations' stacks."""
+    allocs = prog("allocs")
+    r = memtrace("--json", "-n", "0", "--batch", "--", "sh", "-c",
+                 f"for i in 1 2 3 4 5 6 7 8 9 10; do {allocs}; sleep 0.2; done",
+                 env={**os.environ, "MEMTRACE_TEST_BATCH_KEYS": "64"})
+    assert r.returncode == 0, r.stderr
+    rep = reports(r.stdout)[-1]
+    assert rep["lost"]["total"] == 0, rep["lost"]
+    runs = {e["pid"] for e in rep["stacks"] if e["comm"] == "allocs"}
+    assert len(runs) == 10, runs
+    got = by_function(rep["stacks"], "use_malloc")
+    assert (got["outstanding_bytes"], got["alloc_count"]) == (10 * 3000, 10 * 3)
 
 
 def test_slow_allocator_reported_while_it_runs():
