@@ -2301,8 +2301,40 @@ struct {
 	__type(value, struct mt_purge_req);
 } purge_reqs SEC(".maps");
 
+/* Sized as the stats map: sums of one pass, which userspace then takes */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MT_DEFAULT_MAX_STACKS);
+	__type(key, struct mt_stats_key);
+	__type(value, struct mt_fold);
+} folded SEC(".maps");
+
+/* An exited process's block into its stack's sum; false if there is no
+ * room (it stays in allocs, as it was). */
+static __always_inline bool fold_block(const struct mt_alloc_key *k, const struct mt_alloc *v)
+{
+	struct mt_stats_key fk = { .tgid = k->tgid, .gen = k->gen, .stack_id = v->stack_id };
+	struct mt_fold *f = bpf_map_lookup_elem(&folded, &fk);
+
+	if (!f) {
+		struct mt_fold zero = { .oldest = v->ts };
+
+		bpf_map_update_elem(&folded, &fk, &zero, BPF_NOEXIST);
+		f = bpf_map_lookup_elem(&folded, &fk);
+		if (!f)
+			return false;
+	}
+	f->size += v->size;
+	f->count += v->count;
+	if (v->ts < f->oldest)
+		f->oldest = v->ts;
+	return true;
+}
+
 /* Release a block if its process is asked for: all its blocks, or those
- * of its images before exec_id. Accounted as frees. */
+ * of its images before exec_id, as frees; or, for a process that exited
+ * (MT_PURGE_FOLD), its image's into folded, still outstanding. */
 static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_alloc *v, void *ctx)
 {
 	struct mt_purge_key pk = { .tgid = k->tgid, .gen = k->gen };
@@ -2315,8 +2347,12 @@ static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_all
 	if (!r)
 		return 0;
 	/* an image after the exec's (its event not handled yet) keeps its own */
-	if (!r->all && (__s32)(v->exec_id - r->exec_id) >= 0)
+	if (r->all != MT_PURGE_ALL && (__s32)(v->exec_id - r->exec_id) >= 0) {
+		/* one pass: a single purge_process runs at a time */
+		if (r->all == MT_PURGE_FOLD && fold_block(k, v) && !bpf_map_delete_elem(map, k))
+			r->purged++;
 		return 0;
+	}
 	copy = *v;
 	if (!bpf_map_delete_elem(map, k)) {
 		account_free(&copy);

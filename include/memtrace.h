@@ -281,8 +281,24 @@ struct mt_purge_key {
 
 struct mt_purge_req {
 	__u32 exec_id;		/* blocks of the images before this one go */
-	__u32 all;		/* every block goes (the process is gone) */
+	__u32 all;		/* MT_PURGE_*: every block goes (the process is gone) */
 	__u64 purged;		/* out: how many went */
+};
+
+#define MT_PURGE_ALL 1		/* as frees (the process is forgotten) */
+#define MT_PURGE_FOLD 2		/* into folded, still outstanding (it exited) */
+
+/*
+ * An exited process's blocks are still outstanding (they are its leaks),
+ * but no free can come for them: memtrace keeps them as one sum per
+ * (process, stack), out of allocs, which a long process tree (a test
+ * suite) would otherwise fill. purge_process sums them here; userspace
+ * takes the sums and empties the map.
+ */
+struct mt_fold {
+	__u64 size;
+	__u64 count;
+	__u64 oldest;		/* the oldest block's time (mt_alloc.ts) */
 };
 
 /* clock_now (a BPF_PROG_RUN program): both clocks at one moment, to turn
@@ -372,6 +388,7 @@ _Static_assert(sizeof(struct mt_cfi_miss) == 40, "mt_cfi_miss layout");
 _Static_assert(sizeof(struct mt_proc_event) == 40, "mt_proc_event layout");
 _Static_assert(sizeof(struct mt_purge_key) == 8, "mt_purge_key layout");
 _Static_assert(sizeof(struct mt_purge_req) == 16, "mt_purge_req layout");
+_Static_assert(sizeof(struct mt_fold) == 24, "mt_fold layout");
 _Static_assert(sizeof(struct mt_clock) == 24, "mt_clock layout");
 _Static_assert(sizeof(struct mt_batch_ev) == 32, "mt_batch_ev layout");
 _Static_assert(__builtin_offsetof(struct mt_batch_queue, ev) == 8, "mt_batch_queue layout");

@@ -73,6 +73,8 @@ struct app {
 	/* exited processes' stack totals, out of the BPF map (retire_exited) */
 	struct mt_stat_entry *retired;
 	size_t nretired;
+	struct mt_alloc_entry *retired_blocks;	/* their live blocks: a sum per stack */
+	size_t nretired_blocks;
 	bool retire_pending;
 	double next_retire;
 	double next_purge;	/* queued exec purges run then (run_purges) */
@@ -798,11 +800,11 @@ static size_t report_procs(struct app *a, const struct mt_snapshot *snap)
 	return n;
 }
 
-static void on_purged(void *ctx, pid_t tgid, uint32_t gen, bool all, uint64_t purged)
+static void on_purged(void *ctx, pid_t tgid, uint32_t gen, uint32_t how, uint64_t purged)
 {
 	(void)ctx;
 	(void)gen;
-	if (verbose && !all)
+	if (verbose && !how)
 		fprintf(stderr, "memtrace: PID %d exec'd: %llu blocks of its old image "
 			"released\n", tgid, (unsigned long long)purged);
 }
@@ -853,7 +855,8 @@ static int report(struct app *a, bool final)
 
 	run_purges(a, true); /* no old image's block counts as outstanding */
 	err = mt_tracer__snapshot(a->tracer, &snap);
-	if (!err && (err = mt_snapshot__add_stats(&snap, a->retired, a->nretired)))
+	if (!err && ((err = mt_snapshot__add_stats(&snap, a->retired, a->nretired)) ||
+		     (err = mt_snapshot__add_allocs(&snap, a->retired_blocks, a->nretired_blocks))))
 		mt_snapshot__clear(&snap);
 	if (err) {
 		error("reading the BPF maps failed: %s", strerror(-err));
@@ -954,8 +957,12 @@ static void retire_exited(struct app *a)
 			continue;
 		ids[n++] = (struct mt_pid_gen){ t->info.pid, t->info.gen };
 	}
+	/* an exec's old image's blocks are its frees, not the exit's leaks */
+	run_purges(a, true);
 	/* none to move (a reused PID's): no need to read the map */
-	err = n ? mt_tracer__retire(a->tracer, ids, n, &a->retired, &a->nretired) : 0;
+	err = n ? mt_tracer__retire(a->tracer, ids, n, &a->retired, &a->nretired,
+				    &a->retired_blocks, &a->nretired_blocks) :
+		  0;
 	if (err)
 		fprintf(stderr, "memtrace: warning: moving exited processes' totals out of BPF "
 			"failed: %s\n", strerror(-err));
@@ -1325,7 +1332,7 @@ static void on_exec(void *ctx, pid_t tgid, uint32_t gen, uint32_t exec_id, const
 		on_fork(a, tgid, gen, parent, comm);
 		return;
 	}
-	err = mt_tracer__purge_add(a->tracer, tgid, gen, exec_id, false);
+	err = mt_tracer__purge_add(a->tracer, tgid, gen, exec_id, 0);
 	if (err)
 		fprintf(stderr, "memtrace: warning: PID %d exec'd; releasing its old blocks "
 			"failed: %s\n", tgid, strerror(-err));
@@ -1520,6 +1527,7 @@ static void cleanup(struct app *a)
 	free(a->targets);
 	free(a->procs);
 	free(a->retired);
+	free(a->retired_blocks);
 	mt_pairmap__free(a->by_pid);
 	mt_pairmap__free(a->hooked);
 	mt_paths__clear(&a->pid_hooked);

@@ -76,6 +76,21 @@ int mt_snapshot__add_stats(struct mt_snapshot *s, const struct mt_stat_entry *mo
 	return err;
 }
 
+int mt_snapshot__add_allocs(struct mt_snapshot *s, const struct mt_alloc_entry *more, size_t n)
+{
+	struct mt_alloc_entry *all;
+
+	if (!n)
+		return 0;
+	all = realloc(s->allocs, (s->nallocs + n) * sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	memcpy(all + s->nallocs, more, n * sizeof(*all));
+	s->allocs = all;
+	s->nallocs += n;
+	return 0;
+}
+
 uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts)
 {
 	uint64_t ticks, age;

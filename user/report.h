@@ -126,6 +126,10 @@ struct mt_report_opts {
  * snapshot's; a key in both is summed. 0 or -ENOMEM. */
 int mt_snapshot__add_stats(struct mt_snapshot *s, const struct mt_stat_entry *more, size_t n);
 
+/* Add blocks kept outside the BPF map (exited processes', one sum per
+ * stack) to a snapshot's. 0 or -ENOMEM. */
+int mt_snapshot__add_allocs(struct mt_snapshot *s, const struct mt_alloc_entry *more, size_t n);
+
 /* A block's time (mt_alloc.ts) as CLOCK_MONOTONIC ns, given both clocks
  * read at one moment (c->hz 0: it is ns already). */
 uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts);

@@ -643,7 +643,7 @@ int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx)
 }
 
 int mt_tracer__purge_add(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
-			 bool all)
+			 uint32_t how)
 {
 	long i;
 	struct purge *p;
@@ -656,7 +656,9 @@ int mt_tracer__purge_add(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t
 	if (i >= 0) {
 		/* a later exec of the same process covers the earlier one */
 		p = &t->purges[i];
-		p->r.all |= all;
+		/* all as frees over their sums; either over an exec's */
+		p->r.all = p->r.all == MT_PURGE_ALL || how == MT_PURGE_ALL ? MT_PURGE_ALL :
+									     p->r.all | how;
 		if ((int32_t)(exec_id - p->r.exec_id) > 0)
 			p->r.exec_id = exec_id;
 		return 0;
@@ -666,7 +668,7 @@ int mt_tracer__purge_add(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t
 		return -ENOMEM;
 	t->purges[t->npurges++] = (struct purge){
 		.k = { .tgid = (__u32)tgid, .gen = gen },
-		.r = { .exec_id = exec_id, .all = all },
+		.r = { .exec_id = exec_id, .all = how },
 	};
 	return 0;
 }
@@ -722,11 +724,11 @@ int mt_tracer__drop_processes(struct mt_tracer *t, const struct mt_pid_gen *proc
 	int err = 0;
 
 	for (size_t i = 0; !err && i < n; i++)
-		err = mt_tracer__purge_add(t, procs[i].pid, procs[i].gen, 0, true);
+		err = mt_tracer__purge_add(t, procs[i].pid, procs[i].gen, 0, MT_PURGE_ALL);
 	err = mt_tracer__purge_run(t, NULL, NULL) ?: err;
 	/* their stacks' totals: out of the map as when retired, then dropped */
 	if (!err)
-		err = mt_tracer__retire(t, procs, n, &gone, &ngone);
+		err = mt_tracer__retire(t, procs, n, &gone, &ngone, NULL, NULL);
 	free(gone);
 	for (size_t i = 0; i < n; i++) {
 		__u32 key = (__u32)procs[i].pid;
@@ -1132,17 +1134,25 @@ static int read_pairs(int fd, size_t ksz, size_t vsz, int ncpu, size_t esz, void
 	return e ? 0 : -ENOMEM;
 }
 
+/* BPF's clocks at one moment (clock_now), for mt_block_time_ns. */
+static int read_clock(struct mt_tracer *t, struct mt_clock *c)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = c, .ctx_size_in = sizeof(*c));
+
+	memset(c, 0, sizeof(*c));
+	return bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.clock_now), &opts) ? -errno :
+											   0;
+}
+
 /* The blocks' times, jiffies in BPF (alloc_time), as CLOCK_MONOTONIC ns. */
 static int block_times(struct mt_tracer *t, struct mt_snapshot *s)
 {
-	struct mt_clock c = {};
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &c, .ctx_size_in = sizeof(c));
+	struct mt_clock c;
+	int err = read_clock(t, &c);
 
-	if (bpf_prog_test_run_opts(bpf_program__fd(t->skel->progs.clock_now), &opts))
-		return -errno;
-	for (size_t i = 0; i < s->nallocs; i++)
+	for (size_t i = 0; !err && i < s->nallocs; i++)
 		s->allocs[i].v.ts = mt_block_time_ns(&c, s->allocs[i].v.ts);
-	return 0;
+	return err;
 }
 
 int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
@@ -1219,8 +1229,58 @@ static int retire_batch_keys(struct mt_tracer *t, const struct mt_pairmap *gone)
 	return err;
 }
 
+/*
+ * The blocks of the exited processes whose totals were just retired (the
+ * processes as the stats map names them: also those whose start memtrace
+ * did not know) into sums, out of allocs (purge_process, MT_PURGE_FOLD),
+ * appended to *kept as blocks of one sum each. A sum that does not fit
+ * the folded map leaves its blocks in allocs, where the reports find them
+ * as before.
+ */
+static int fold_blocks(struct mt_tracer *t, const struct mt_stat_entry *procs, size_t n,
+		       struct mt_alloc_entry **kept, size_t *nkept)
+{
+	struct fold_entry {
+		struct mt_stats_key k;
+		struct mt_fold v;
+	} *sums = NULL;
+	int fd = bpf_map__fd(t->skel->maps.folded), err = 0;
+	struct mt_alloc_entry *out;
+	size_t nsums = 0;
+	struct mt_clock c;
+
+	/* one request a process: purge_add merges them */
+	for (size_t i = 0; !err && i < n; i++)
+		err = mt_tracer__purge_add(t, procs[i].k.tgid, procs[i].k.gen, 0, MT_PURGE_FOLD);
+	err = mt_tracer__purge_run(t, NULL, NULL) ?: err;
+	if (!err)
+		err = read_pairs(fd, sizeof(sums->k), sizeof(sums->v), 1, sizeof(*sums),
+				 (void **)&sums, &nsums);
+	if (!err)
+		err = read_clock(t, &c);
+	out = err ? NULL : realloc(*kept, (*nkept + nsums + 1) * sizeof(*out));
+	if (!err && !out)
+		err = -ENOMEM;
+	for (size_t i = 0; !err && i < nsums; i++) {
+		const struct fold_entry *f = &sums[i];
+
+		bpf_map_delete_elem(fd, &f->k);
+		out[(*nkept)++] = (struct mt_alloc_entry){
+			.k = { .tgid = f->k.tgid, .gen = f->k.gen },
+			.v = { .size = f->v.size, .count = f->v.count, .stack_id = f->k.stack_id,
+			       .ts = mt_block_time_ns(&c, f->v.oldest), .owner = f->k.tgid,
+			       .owner_gen = f->k.gen },
+		};
+	}
+	if (out)
+		*kept = out;
+	free(sums);
+	return err;
+}
+
 int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n,
-		      struct mt_stat_entry **kept, size_t *nkept)
+		      struct mt_stat_entry **kept, size_t *nkept, struct mt_alloc_entry **blocks,
+		      size_t *nblocks)
 {
 	int fd = bpf_map__fd(t->skel->maps.stats);
 	struct mt_pairmap *gone = mt_pairmap__new(n);
@@ -1251,6 +1311,8 @@ int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_
 	}
 	if (!err)
 		err = retire_batch_keys(t, gone);
+	if (!err && blocks)
+		err = fold_blocks(t, *kept + *nkept - nout, nout, blocks, nblocks);
 	free(all);
 	mt_pairmap__free(gone);
 	return err;

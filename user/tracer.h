@@ -83,15 +83,18 @@ int mt_tracer__events_fd(struct mt_tracer *t);
 int mt_tracer__poll_events(struct mt_tracer *t, mt_exec_cb cb, void *ctx);
 /*
  * Release, as frees, the user blocks of process (tgid, gen): those its
- * images before exec_id allocated (it exec'd), or all of them. Queued:
- * mt_tracer__purge_run releases every queued process's in one pass over
- * the blocks (one per MT_PURGE_MAX processes). 0 or -errno.
+ * images before exec_id allocated (it exec'd; how 0), or all of them
+ * (MT_PURGE_ALL); MT_PURGE_FOLD: it exited, its image's blocks go into
+ * sums (mt_tracer__retire). Queued: mt_tracer__purge_run releases every
+ * queued process's in one pass over the blocks (one per MT_PURGE_MAX
+ * processes). 0 or -errno.
  */
 int mt_tracer__purge_add(struct mt_tracer *t, pid_t tgid, uint32_t gen, uint32_t exec_id,
-			 bool all);
+			 uint32_t how);
 size_t mt_tracer__purge_pending(const struct mt_tracer *t);
 /* How many blocks a queued process lost. */
-typedef void (*mt_purge_cb)(void *ctx, pid_t tgid, uint32_t gen, bool all, uint64_t purged);
+typedef void (*mt_purge_cb)(void *ctx, pid_t tgid, uint32_t gen, uint32_t how,
+			    uint64_t purged);
 /* Run the queued purges (cb may be NULL); the queue is empty after,
  * also on failure. 0 or -errno. */
 int mt_tracer__purge_run(struct mt_tracer *t, mt_purge_cb cb, void *ctx);
@@ -105,11 +108,13 @@ struct mt_pid_gen {
  * Move the per-stack totals of exited processes out of the BPF map, which
  * they would otherwise fill for the rest of the run, appending them to
  * *kept (*nkept entries; the caller frees it), and with --batch their
- * stack keys out of batch_stacks. Their live blocks stay in allocs. 0 or
- * -errno.
+ * stack keys out of batch_stacks. With blocks, their live blocks too,
+ * out of allocs: one sum per (process, stack) appended to *blocks
+ * (*nblocks; times in CLOCK_MONOTONIC ns, as a snapshot's). 0 or -errno.
  */
 int mt_tracer__retire(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n,
-		      struct mt_stat_entry **kept, size_t *nkept);
+		      struct mt_stat_entry **kept, size_t *nkept, struct mt_alloc_entry **blocks,
+		      size_t *nblocks);
 /* Forget exited processes whose final numbers were reported: their user
  * blocks and per-stack totals, in one pass over each map. 0 or -errno. */
 int mt_tracer__drop_processes(struct mt_tracer *t, const struct mt_pid_gen *procs, size_t n);

@@ -297,13 +297,17 @@ def per_function(stacks):
     return out
 
 
-def test_exited_processes_leave_the_stats_map():
+@pytest.mark.parametrize("room", [("--max-stacks", "20"), ("--max-allocs", "30")])
+def test_exited_processes_leave_the_maps(room):
     """A long process tree, one process at a time: 10 children with 6
-    stacks each, and room in the stats map for 20 (process, stack) pairs.
-    The totals of children that exited move out of the map (memtrace keeps
-    them), so none is lost and every child's numbers are exact."""
+    stacks each, each leaving its 6 blocks, and room in the stats map for
+    20 (process, stack) pairs, or in allocs for 30 blocks. The totals and
+    the blocks of children that exited move out of the maps (memtrace keeps
+    them, the blocks as a sum per stack), so none is lost and every child's
+    numbers are exact. Kept in allocs, the blocks of the children after
+    the fifth were lost (allocs_map_full 30)."""
     n = 10
-    rep, _ = trace_cmd("children", str(n), "250", opts=("-n", "0", "--max-stacks", "20"))
+    rep, _ = trace_cmd("children", str(n), "250", opts=("-n", "0", *room))
     assert rep["lost"]["total"] == 0, rep["lost"]
     pids = set()
     for i in range(1, 7):

@@ -332,3 +332,47 @@ Test(report, kept_totals_merge_into_a_snapshot)
 	cr_assert_eq(s.nstats, 3);
 	free(s.stats);
 }
+
+/* An exited process's blocks kept outside the map as one sum a stack
+ * (mt_tracer__retire) report as the blocks themselves did. */
+Test(report, kept_blocks_report_as_the_blocks)
+{
+	struct mt_stat_entry st[] = { { { 200, 5, 0xC }, { 2048, 4 } } };
+	struct mt_alloc_entry blocks[] = {
+		{ { 200, 5, 0x1000 }, { 512, 3 * S, 0xC, 1, 200, 5, 0 } },
+		{ { 200, 5, 0x2000 }, { 512, 8 * S, 0xC, 1, 200, 5, 0 } },
+		{ { 200, 5, 0x3000 }, { 512, 5 * S, 0xC, 1, 200, 5, 0 } },
+	};
+	struct mt_alloc_entry sum = { { 200, 5, 0 }, { 1536, 3 * S, 0xC, 3, 200, 5, 0 } };
+	struct mt_proc gone = { .pid = 200, .gen = 5, .comm = "done", .exited = true };
+	struct mt_report_opts o = { .min_age_ns = 100 * S, .final = true };
+	struct mt_snapshot a = { .stats = st, .nstats = 1, .allocs = blocks, .nallocs = 3,
+				 .now_ns = 10 * S };
+	struct mt_snapshot b = { .stats = st, .nstats = 1, .now_ns = 10 * S };
+	struct mt_report ra, rb;
+	const struct mt_entry *x, *y;
+
+	cr_assert_eq(mt_snapshot__add_allocs(&b, &sum, 1), 0);
+	cr_assert_eq(b.nallocs, 1);
+	cr_assert_eq(mt_report__build(&a, &gone, 1, &o, &ra), 0);
+	cr_assert_eq(mt_report__build(&b, &gone, 1, &o, &rb), 0);
+	cr_assert_eq(ra.nentries, 1);
+	cr_assert_eq(rb.nentries, 1);
+	x = &ra.entries[0];
+	y = &rb.entries[0];
+	cr_assert_eq(y->st.outstanding_bytes, 1536);
+	cr_assert_eq(y->st.outstanding_count, 3);
+	cr_assert_eq(y->st.free_count, 1);
+	cr_assert_eq(y->oldest_ts_ns, 3 * S);
+	/* exited: all its blocks are leaks, whatever their age */
+	cr_assert_eq(y->leak_bytes, 1536);
+	cr_assert_eq(y->leak_count, 3);
+	cr_assert_eq(memcmp(&x->st, &y->st, sizeof(x->st)), 0);
+	cr_assert_eq(x->oldest_ts_ns, y->oldest_ts_ns);
+	cr_assert_eq(x->leak_bytes, y->leak_bytes);
+	cr_assert_eq(x->leak_count, y->leak_count);
+	cr_assert_eq(memcmp(&ra.totals, &rb.totals, sizeof(ra.totals)), 0);
+	mt_report__clear(&ra);
+	mt_report__clear(&rb);
+	free(b.allocs);
+}
