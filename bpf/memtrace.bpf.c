@@ -675,28 +675,41 @@ static __always_inline void ask_table(const struct vma_info *v)
 	count(MT_CNT_UNWIND_REQUEST, 1);
 }
 
+/* The mapping of pc (v, zeroed by the caller; v->end 0: none) and its
+ * file's table: NULL when anonymous, or not built yet (asked for). */
+static __always_inline struct mt_cfi_table *table_at(__u64 pc, struct vma_info *v)
+{
+	struct mt_cfi_table *t;
+
+	if (bpf_find_vma(bpf_get_current_task_btf(), pc, vma_found, v, 0) || !v->end) {
+		v->end = 0;
+		return NULL;
+	}
+	if (!v->key.ino)
+		return NULL; /* anonymous: JIT code, vdso */
+	t = bpf_map_lookup_elem(&cfi_tables, &v->key);
+	if (!t)
+		ask_table(v);
+	return t;
+}
+
 /* Find the mapping of pc and its file's table. */
 static __always_inline void set_vma(struct unwind *u, __u64 pc)
 {
 	struct vma_info v = {};
-	struct mt_cfi_table *t;
+	struct mt_cfi_table *t = table_at(pc, &v);
 
 	u->vm_end = 0;
 	u->tab.npages = 0;
 	u->tab.id = 0;
-	if (bpf_find_vma(bpf_get_current_task_btf(), pc, vma_found, &v, 0) || !v.end)
+	if (!v.end)
 		return;
 	u->vm_start = v.start;
 	u->vm_end = v.end;
 	u->vm_pgoff = v.pgoff;
 	u->key = v.key;
-	if (!v.key.ino)
-		return; /* anonymous: JIT code, vdso */
-	t = bpf_map_lookup_elem(&cfi_tables, &v.key);
 	if (t)
 		u->tab = *t;
-	else
-		ask_table(&v);
 }
 
 /*
@@ -1920,22 +1933,12 @@ static long batch_file(__u64 i, struct batch_files *bf)
 	lpc = pc - 1; /* a return address: inside the call, not after it */
 	if (lpc < bf->start || lpc >= bf->end) {
 		struct vma_info v = {};
-		struct mt_cfi_table *t;
+		struct mt_cfi_table *t = table_at(lpc, &v);
 
-		bf->start = bf->end = 0;
-		bf->id = 0;
-		if (bpf_find_vma(bpf_get_current_task_btf(), lpc, vma_found, &v, 0) || !v.end)
-			return 0;
 		bf->start = v.start;
 		bf->end = v.end;
 		bf->base = v.start - (v.pgoff << 12);
-		if (!v.key.ino)
-			return 0; /* anonymous: JIT code, vdso */
-		t = bpf_map_lookup_elem(&cfi_tables, &v.key);
-		if (t)
-			bf->id = t->id;
-		else
-			ask_table(&v);
+		bf->id = t ? t->id : 0;
 	}
 	if (bf->id && pc - bf->base <= MT_FRAME_OFF_MASK)
 		s->ips[i] = MT_FRAME_FILE | (__u64)(bf->id & MT_FRAME_ID_MASK) << MT_FRAME_ID_SHIFT |
