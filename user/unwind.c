@@ -18,15 +18,31 @@
 #include "strutil.h"
 #include "unwind.h"
 
-/* One file's table and the traced processes that map it. */
+/*
+ * One file's table and the traced processes that map it. A table no
+ * process uses any more goes idle: out of BPF's sight (its header is
+ * removed), its rows kept for MT_IDLE_S. A process mapping the same file
+ * again within that time gets it back by putting the header back, where
+ * building it again and replacing its rows in the hash of maps would
+ * wait for two RCU grace periods (about 25 ms here): a shell loop's
+ * short processes, one after the other, paid that each.
+ */
 struct table {
 	struct mt_cfi_key key;
 	pid_t *users;
 	size_t nusers, cap;
 	uint64_t map_bytes, rows;
+	struct mt_cfi_table hdr;	/* what cfi_tables holds for it */
+	struct file_id {		/* the file it was built from */
+		int64_t ctime_ns, mtime_ns, size;
+	} file;
+	double idle_since;	/* idle: when its last user went */
 	bool loaded;		/* in the BPF maps (rows, or "no CFI") */
+	bool idle;		/* loaded, but no user and no header in BPF */
 	bool dead;		/* freed; the slot is reused */
 };
+
+#define MT_IDLE_S 10.0
 
 struct mt_unwind {
 	int rows_fd, tables_fd, asked_fd;
@@ -160,11 +176,9 @@ static int load_rows(struct mt_unwind *u, struct table *t, const struct mt_cfi *
 	if ((err = mt_grow((void **)&u->pending, &u->cap_pending, u->npending + 1,
 			   sizeof(*u->pending))))
 		goto out;
-	u->pending[u->npending++] = (struct pending){
-		.key = t->key, .fd = fd,
-		.hdr = { .seg_delta = c->seg_delta, .npages = npages, .first_page = first_page,
-			 .id = table_id(u, t) },
-	};
+	t->hdr = (struct mt_cfi_table){ .seg_delta = c->seg_delta, .npages = npages,
+					.first_page = first_page, .id = table_id(u, t) };
+	u->pending[u->npending++] = (struct pending){ .key = t->key, .fd = fd, .hdr = t->hdr };
 	fd = -1; /* until mt_unwind__flush */
 	t->map_bytes = bytes;
 	t->rows = n;
@@ -236,12 +250,28 @@ out:
 	return err;
 }
 
+/* Which file fd is open on, beyond its inode number (which a new file may
+ * get once the old one is deleted). */
+static int file_id(int fd, struct file_id *id)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	*id = (struct file_id){
+		.ctime_ns = st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec,
+		.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+		.size = st.st_size,
+	};
+	return 0;
+}
+
 /* Build and load the table of the file open at fd (or mark it CFI-less). */
 static int load(struct mt_unwind *u, struct table *t, int fd)
 {
 	struct mt_cfi c;
 	double t0 = now_s();
-	int err = mt_cfi__build(fd, &c);
+	int err = file_id(fd, &t->file) ?: mt_cfi__build(fd, &c);
 
 	if (!err) {
 		err = load_rows(u, t, &c);
@@ -249,14 +279,32 @@ static int load(struct mt_unwind *u, struct table *t, int fd)
 	}
 	if (err == -ENODATA || err == -ENOEXEC) {
 		/* no table: the unwinder uses frame pointers there */
-		struct mt_cfi_table none = { .id = table_id(u, t) };
-
-		err = bpf_map_update_elem(u->tables_fd, &t->key, &none, BPF_ANY) ? -errno : 0;
+		t->hdr = (struct mt_cfi_table){ .id = table_id(u, t) };
+		err = bpf_map_update_elem(u->tables_fd, &t->key, &t->hdr, BPF_ANY) ? -errno : 0;
 		u->stats.no_cfi++;
 	}
 	u->stats.build_s += now_s() - t0;
 	t->loaded = !err;
 	return err;
+}
+
+static void unload(struct mt_unwind *u, struct table *t);
+
+/* An idle table met again, with its file open at fd: back in BPF's sight
+ * if it is still that file's (true); else unloaded (false). */
+static bool revive(struct mt_unwind *u, struct table *t, int fd)
+{
+	struct file_id now;
+
+	if (!file_id(fd, &now) && !memcmp(&now, &t->file, sizeof(now)) &&
+	    !bpf_map_update_elem(u->tables_fd, &t->key, &t->hdr, BPF_ANY)) {
+		bpf_map_update_elem(u->asked_fd, &t->key, &(uint8_t){ 1 }, BPF_ANY);
+		t->idle = false;
+		u->stats.revived++;
+		return true;
+	}
+	unload(u, t);
+	return false;
 }
 
 /* The table for the file behind fd (path, for the callback), used by pid. */
@@ -266,6 +314,9 @@ static int ensure(struct mt_unwind *u, const struct mt_cfi_key *k, pid_t pid, in
 	struct table *t = get(u, k);
 	int err;
 
+	/* a file replaced since at the same inode: built anew (in its slot) */
+	if (t && t->idle && !revive(u, t, fd))
+		t = get(u, k);
 	if (!t)
 		return -ENOMEM;
 	if ((err = add_user(t, pid)))
@@ -350,7 +401,7 @@ int mt_unwind__add_process(struct mt_unwind *u, pid_t pid)
 		if (!m->x || !m->inode)
 			continue;
 		t = find(u, &k);
-		if (t && t->loaded) {
+		if (t && t->loaded && !t->idle) {
 			err = add_user(t, pid);
 			continue;
 		}
@@ -399,12 +450,26 @@ static void unload(struct mt_unwind *u, struct table *t)
 	t->users = NULL;
 	t->nusers = t->cap = 0;
 	t->loaded = false;
+	t->idle = false;
 	t->dead = true;
+	new_epoch(u);
+}
+
+/* No process uses t: out of BPF's sight (asked for again when met), its
+ * rows kept for a while. */
+static void go_idle(struct mt_unwind *u, struct table *t, double now)
+{
+	bpf_map_delete_elem(u->tables_fd, &t->key);
+	bpf_map_delete_elem(u->asked_fd, &t->key);
+	t->idle = true;
+	t->idle_since = now;
 	new_epoch(u);
 }
 
 void mt_unwind__drop_process(struct mt_unwind *u, pid_t pid)
 {
+	double now = now_s();
+
 	for (size_t i = 0; i < u->n; i++) {
 		struct table *t = &u->v[i];
 
@@ -416,8 +481,12 @@ void mt_unwind__drop_process(struct mt_unwind *u, pid_t pid)
 				break;
 			}
 		}
-		if (!t->nusers)
+		if (t->nusers)
+			continue;
+		if (!t->loaded || (t->idle && now - t->idle_since > MT_IDLE_S))
 			unload(u, t);
+		else if (!t->idle)
+			go_idle(u, t, now);
 	}
 }
 

@@ -20,6 +20,7 @@ struct mt_unwind_stats {
 	uint64_t rows;		/* rows and pages loaded */
 	uint64_t map_bytes;	/* BPF memory they take */
 	double build_s;		/* time spent building and loading */
+	uint64_t revived;	/* idle tables a process used again (not rebuilt) */
 };
 
 /* The maps of the BPF side (cfi_rows, cfi_tables, cfi_asked, cfi_misses),

@@ -162,3 +162,33 @@ def test_tables_shared_between_processes():
     lines = "".join(t.startup).splitlines() + err.splitlines()
     libc = [l for l in lines if "unwind table for" in l and "/libc.so.6" in l]
     assert len(libc) == 1, lines
+
+
+def test_idle_table_used_again_unless_the_file_changed(tmp_path):
+    """A file's table outlives its last process for a while (idle, out of
+    BPF's sight): the next process running the same file gets it back
+    without building it again. A file written in place since (cp: the same
+    inode, other contents) gets a new one: allocs's table must not unwind
+    nofp's code."""
+    exe = tmp_path / "prog"
+    plugin = "libnofp_plugin.so"
+    os.symlink(os.path.join(PROGS, plugin), tmp_path / plugin)
+    with open(prog("allocs"), "rb") as src, open(exe, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(exe, 0o755)
+    ino = os.stat(exe).st_ino
+    r = memtrace("--json", "-v", "-n", "0", "--", "sh", "-c",
+                 f"{exe}; {exe}; cp {prog('nofp')} {exe}; {exe}")
+    assert r.returncode == 0, r.stderr
+    assert os.stat(exe).st_ino == ino
+    rep = reports(r.stdout)[-1]
+    runs = [p["pid"] for p in rep["processes"] if p["exe"] == str(exe)]
+    assert len(runs) == 3, rep["processes"]
+    built = [pid for pid in runs if f"PID {pid}: unwind table for /proc/{pid}/exe:" in r.stderr]
+    # allocs's table once for its two runs, then nofp's
+    assert built == [runs[0], runs[2]], (runs, r.stderr)
+    # (allocs's own frames do not resolve: its file holds nofp now)
+    chain = [e for e in stacks_with(rep, "level3") if e["alloc_bytes"] == 1111]
+    assert len(chain) == 3, rep["stacks"]
+    for e in chain:
+        assert_complete(e, "level3", "level2", "level1", "main")
