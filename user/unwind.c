@@ -21,11 +21,11 @@
 /*
  * One file's table and the traced processes that map it. A table no
  * process uses any more goes idle: out of BPF's sight (its header is
- * removed), its rows kept for MT_IDLE_S. A process mapping the same file
- * again within that time gets it back by putting the header back, where
- * building it again and replacing its rows in the hash of maps would
- * wait for two RCU grace periods (about 25 ms here): a shell loop's
- * short processes, one after the other, paid that each.
+ * removed), its rows kept MT_IDLE_S or more (dropped at a later exit). A
+ * process mapping the same file again meanwhile gets it back by putting
+ * the header back, where building it again and replacing its rows in the
+ * hash of maps would wait for two RCU grace periods (about 25 ms here): a
+ * shell loop's short processes, one after the other, paid that each.
  */
 struct table {
 	struct mt_cfi_key key;
