@@ -6,7 +6,10 @@ bench/churn makes 3 million allocations; then the idle steady state from
 a 5 s and a 30 s run; then new processes: a shell loop starting
 /bin/true, timed without memtrace and under memtrace -a in each
 repetition (the ratio), with memtrace's CPU per process started and how
-long it took to exit after SIGINT (what it had left to catch up on).
+long it took to exit after SIGINT (what it had left to catch up on); and
+the same loop as `memtrace -- COMMAND`, where every process is stopped
+at its fork and exec until memtrace has hooked it (the loop times
+itself, so memtrace's start-up is not in it).
 Needs root and a built tree (make).
 
     sudo bench/system_cost.py [--reps N] [--procs N] [--procs-only]
@@ -85,6 +88,20 @@ def procs_cost(n, out):
         r["self"]["max_rss_kib"] / 1024
 
 
+def tree_cost(n, out):
+    """(loop s without memtrace, the loop as memtrace -- COMMAND,
+    memtrace's CPU s in all, its peak RSS MiB)"""
+    script = (f"t0=$(date +%s%N); i=0; while [ $i -lt {n} ]; do /bin/true; i=$((i+1)); done; "
+              "echo loop_ns $(( $(date +%s%N) - t0 ))")
+    base = spawn_loop(n)
+    r = subprocess.run([MEMTRACE, "--json", "-n", "0", "-o", out, "--", "sh", "-c", script],
+                       capture_output=True, text=True, check=True)
+    traced = int(r.stdout.split("loop_ns")[1].split()[0]) / 1e9
+    with open(out) as f:
+        rep = [json.loads(l) for l in f if l.startswith("{")][-1]
+    return base, traced, rep["self"]["cpu_s"], rep["self"]["max_rss_kib"] / 1024
+
+
 def main():
     global MEMTRACE
     ap = argparse.ArgumentParser(description=__doc__,
@@ -117,6 +134,12 @@ def main():
               f"({traced / base:.2f}x); memtrace CPU {c * 1000 / args.procs:.2f} ms a process "
               f"(over the loop and 1 s after), exit {exit_s:.2f} s after SIGINT, "
               f"exec events dropped {dropped}, peak RSS {rss:.1f} MiB")
+    for _ in range(args.reps):
+        base, traced, c, rss = tree_cost(args.procs, out)
+        print(f"{args.procs} x /bin/true: {base:.2f} s alone, {traced:.2f} s as memtrace -- "
+              f"COMMAND ({traced / base:.2f}x, {(traced - base) * 1000 / args.procs:.1f} ms "
+              f"more a process); memtrace CPU {c * 1000 / args.procs:.2f} ms a process "
+              f"(start-up included), peak RSS {rss:.1f} MiB")
 
 
 if __name__ == "__main__":
