@@ -1267,23 +1267,31 @@ static __always_inline __u32 exec_id(void)
 	return (__u32)bpf_get_current_task_btf()->self_exec_id;
 }
 
+/*
+ * The value at key in a hash map, created as init when there is none
+ * (another CPU creating it at the same moment is no failure). NULL: the
+ * map is full.
+ */
+static __always_inline void *lookup_or_init(void *map, const void *key, const void *init)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
 static __always_inline void stats_add(__u32 tgid, __u32 gen, __u64 stack_id, __u64 size,
 				      __u32 n)
 {
 	struct mt_stats_key k = { .tgid = tgid, .gen = gen, .stack_id = stack_id };
-	struct mt_stats *st = bpf_map_lookup_elem(&stats, &k);
+	struct mt_stats zero = {};
+	struct mt_stats *st = lookup_or_init(&stats, &k, &zero);
 
 	if (!st) {
-		struct mt_stats zero = {};
-		long err = bpf_map_update_elem(&stats, &k, &zero, BPF_NOEXIST);
-
-		if (err && err != -17) {
-			count(MT_CNT_LOST_STATS_FULL, 1);
-			return;
-		}
-		st = bpf_map_lookup_elem(&stats, &k);
-		if (!st)
-			return;
+		count(MT_CNT_LOST_STATS_FULL, 1);
+		return;
 	}
 	__sync_fetch_and_add(&st->alloc_bytes, size);
 	__sync_fetch_and_add(&st->alloc_count, n);
@@ -1323,11 +1331,7 @@ static __always_inline bool proc_room(__u32 tgid)
 
 	if (!max_allocs_per_proc)
 		return true;
-	n = bpf_map_lookup_elem(&proc_live, &tgid);
-	if (!n) {
-		bpf_map_update_elem(&proc_live, &tgid, &zero, BPF_NOEXIST);
-		n = bpf_map_lookup_elem(&proc_live, &tgid);
-	}
+	n = lookup_or_init(&proc_live, &tgid, &zero);
 	return !n || *n < (__s64)max_allocs_per_proc; /* map full: the global limit holds */
 }
 
@@ -2318,16 +2322,11 @@ struct {
 static __always_inline bool fold_block(const struct mt_alloc_key *k, const struct mt_alloc *v)
 {
 	struct mt_stats_key fk = { .tgid = k->tgid, .gen = k->gen, .stack_id = v->stack_id };
-	struct mt_fold *f = bpf_map_lookup_elem(&folded, &fk);
+	struct mt_fold first = { .oldest = v->ts };
+	struct mt_fold *f = lookup_or_init(&folded, &fk, &first);
 
-	if (!f) {
-		struct mt_fold zero = { .oldest = v->ts };
-
-		bpf_map_update_elem(&folded, &fk, &zero, BPF_NOEXIST);
-		f = bpf_map_lookup_elem(&folded, &fk);
-		if (!f)
-			return false;
-	}
+	if (!f)
+		return false;
 	f->size += v->size;
 	f->count += v->count;
 	if (v->ts < f->oldest)
