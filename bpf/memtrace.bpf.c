@@ -150,6 +150,18 @@ struct {
 	__type(value, struct mt_alloc);
 } allocs SEC(".maps");
 
+/* The block table in front of allocs (struct mt_slot): slot_mask + 1
+ * slots, a power of two userspace sets; mapped by userspace to read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MT_DEFAULT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct mt_slot);
+} slots SEC(".maps");
+
+const volatile __u32 slot_mask = MT_DEFAULT_SLOTS - 1;
+
 /*
  * Per-stack totals, per CPU: threads allocating from one stack on several
  * CPUs would otherwise bounce its cache line on every call (measured: 150
@@ -1353,6 +1365,118 @@ static __always_inline void account_free(const struct mt_alloc *a)
 	proc_live_add(a->owner, -1);
 }
 
+enum { MT_TAKE_NONE, MT_TAKE_OK, MT_TAKE_RACE };
+
+/* The first slot of k's set. */
+static __always_inline __u32 slot_set(const struct mt_alloc_key *k)
+{
+	return (__u32)mix(k->addr ^ ((__u64)k->tgid << 32 | k->gen)) & slot_mask &
+	       ~(MT_SLOT_WAYS - 1);
+}
+
+/* Fill a slot claimed (MT_SLOT_BUSY) and make it visible: addr last. */
+static __always_inline void slot_fill(struct mt_slot *s, const struct mt_alloc_key *k,
+				      const struct mt_alloc *a)
+{
+	s->tgid = k->tgid;
+	s->gen = k->gen;
+	s->a = *a;
+	asm volatile("" ::: "memory");
+	__sync_lock_test_and_set(&s->addr, k->addr);
+}
+
+/*
+ * A new block into its set; false if the set is full (it goes to allocs).
+ * A block of the same key there is one whose free was never seen: it is
+ * retired first, as record_block does with the hash's.
+ */
+static __always_inline bool slot_put(const struct mt_alloc_key *k, const struct mt_alloc *a)
+{
+	__u32 set = slot_set(k), empty = ~0u;
+	struct mt_slot *s;
+
+	for (__u32 i = 0; i < MT_SLOT_WAYS; i++) {
+		__u32 idx = set + i;
+		struct mt_alloc old;
+		__u64 addr;
+
+		s = bpf_map_lookup_elem(&slots, &idx);
+		if (!s)
+			continue;
+		addr = s->addr;
+		if (!addr) {
+			if (empty == ~0u)
+				empty = idx;
+			continue;
+		}
+		if (addr != k->addr || s->tgid != k->tgid || s->gen != k->gen)
+			continue;
+		old = s->a;
+		if (__sync_val_compare_and_swap(&s->addr, addr, MT_SLOT_BUSY) != addr)
+			continue; /* freed this moment */
+		account_free(&old);
+		if (old.exec_id == a->exec_id)
+			count(MT_CNT_LOST_STALE, 1);
+		slot_fill(s, k, a);
+		return true;
+	}
+	if (empty == ~0u)
+		return false;
+	s = bpf_map_lookup_elem(&slots, &empty);
+	/* another CPU may have claimed it since: then the hash */
+	if (!s || __sync_val_compare_and_swap(&s->addr, 0, MT_SLOT_BUSY))
+		return false;
+	slot_fill(s, k, a);
+	return true;
+}
+
+/* Take k's block out of the table into *out: as take_block. */
+static __always_inline int slot_take(const struct mt_alloc_key *k, struct mt_alloc *out,
+				     bool mapped)
+{
+	__u32 set = slot_set(k);
+
+	for (__u32 i = 0; i < MT_SLOT_WAYS; i++) {
+		__u32 idx = set + i;
+		struct mt_slot *s = bpf_map_lookup_elem(&slots, &idx);
+
+		if (!s || s->addr != k->addr || s->tgid != k->tgid || s->gen != k->gen)
+			continue;
+		*out = s->a;
+		if (mapped && !(out->stack_id & (MT_STACK_MMAP | MT_STACK_BRK)))
+			return MT_TAKE_NONE;
+		if (__sync_val_compare_and_swap(&s->addr, k->addr, 0) == k->addr)
+			return MT_TAKE_OK;
+		return MT_TAKE_RACE;
+	}
+	return MT_TAKE_NONE;
+}
+
+/*
+ * Take a tracked block out of the books (the table, else allocs) into
+ * *out, without accounting it: MT_TAKE_OK; MT_TAKE_NONE if it was not
+ * tracked; MT_TAKE_RACE if a concurrent free of the same block (a double
+ * free) took it first. mapped: only a block of the mmap kinds (munmap
+ * must leave malloc's blocks alone).
+ */
+static __always_inline int take_block(const struct mt_alloc_key *k, struct mt_alloc *out,
+				      bool mapped)
+{
+	struct mt_alloc *a;
+
+	if (k->tgid != MT_KERNEL_TGID) {
+		int r = slot_take(k, out, mapped);
+
+		if (r != MT_TAKE_NONE)
+			return r;
+	}
+	a = bpf_map_lookup_elem(&allocs, k);
+	if (!a || (mapped && !(a->stack_id & (MT_STACK_MMAP | MT_STACK_BRK))))
+		return MT_TAKE_NONE;
+	*out = *a;
+	return bpf_map_delete_elem(&allocs, k) ? MT_TAKE_RACE : MT_TAKE_OK;
+}
+
 static __always_inline void record_block(struct mt_alloc_key *k, struct mt_alloc *ap,
 					 bool kernel);
 
@@ -1398,7 +1522,16 @@ static __always_inline void record_block(struct mt_alloc_key *k, struct mt_alloc
 	}
 	a.ts = alloc_time();
 	a.exec_id = exec_id();
-	err = bpf_map_update_elem(&allocs, k, &a, BPF_NOEXIST);
+	/* the table, unless the hash has the key: a block whose free was
+	 * never seen, which the hash's insert retires below */
+	if (kernel || bpf_map_lookup_elem(&allocs, k)) {
+		err = bpf_map_update_elem(&allocs, k, &a, BPF_NOEXIST);
+	} else if (slot_put(k, &a)) {
+		err = 0;
+	} else {
+		count(MT_CNT_TABLE_FULL, 1);
+		err = bpf_map_update_elem(&allocs, k, &a, BPF_NOEXIST);
+	}
 	if (err == -17) {
 		/* the old block's free was never seen: retire it first (an old
 		 * image's, whose exec userspace has not purged yet, is no loss) */
@@ -1486,12 +1619,8 @@ static __always_inline int enter_as(struct pt_regs *ctx, __u32 fn, __u64 size, _
 	c->sampled = record;
 	if ((fn == MT_FN_REALLOC || fn == MT_FN_REALLOCARRAY) && arg) {
 		struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = arg };
-		struct mt_alloc *old = bpf_map_lookup_elem(&allocs, &k);
 
-		if (old) {
-			c->old = *old;
-			c->old_found = !bpf_map_delete_elem(&allocs, &k);
-		}
+		c->old_found = take_block(&k, &c->old, false) == MT_TAKE_OK;
 	}
 	return 0;
 }
@@ -1527,13 +1656,10 @@ static __always_inline void leave_realloc(struct pt_regs *ctx, __u32 tgid,
 static __always_inline bool unmap_block(__u32 tgid, __u64 addr)
 {
 	struct mt_alloc_key k = { .tgid = tgid, .gen = proc_gen(), .addr = addr };
-	struct mt_alloc *a = bpf_map_lookup_elem(&allocs, &k), copy;
+	struct mt_alloc copy;
 
 	/* only what mmap gave: a malloc'd block at that address is malloc's */
-	if (!a || !(a->stack_id & (MT_STACK_MMAP | MT_STACK_BRK)))
-		return false;
-	copy = *a;
-	if (bpf_map_delete_elem(&allocs, &k))
+	if (take_block(&k, &copy, true) != MT_TAKE_OK)
 		return false;
 	account_free(&copy);
 	return true;
@@ -1618,15 +1744,12 @@ static __always_inline __u64 mul_sat(__u64 n, __u64 size)
 /* Take a tracked block out of the books; false if it was not tracked. */
 static __always_inline bool free_block(struct mt_alloc_key *k)
 {
-	struct mt_alloc *a = bpf_map_lookup_elem(&allocs, k), copy;
+	struct mt_alloc copy;
+	int r = take_block(k, &copy, false);
 
-	if (!a)
-		return false;
-	copy = *a;
-	/* a concurrent free of the same block (a double free) lost the race */
-	if (!bpf_map_delete_elem(&allocs, k))
+	if (r == MT_TAKE_OK)
 		account_free(&copy);
-	return true;
+	return r != MT_TAKE_NONE;
 }
 
 static __always_inline int free_enter(struct pt_regs *ctx, __u64 ptr)
@@ -2015,7 +2138,8 @@ static __always_inline void batch_alloc(struct batch *b, const struct mt_batch_e
 static __always_inline void batch_free(struct batch *b, const struct mt_batch_ev *e)
 {
 	struct mt_alloc_key k = { .tgid = b->tgid, .gen = b->gen, .addr = e->addr };
-	struct mt_alloc *a;
+	struct mt_alloc *a, copy;
+	int r;
 
 	switch (e->kind) {
 	case MT_BEV_RELEASE:
@@ -2029,14 +2153,15 @@ static __always_inline void batch_free(struct batch *b, const struct mt_batch_ev
 		}
 		bpf_map_delete_elem(&batch_held, &k);
 		return;
-	case MT_BEV_HOLD:
-		a = bpf_map_lookup_elem(&allocs, &k);
-		if (a)
-			bpf_map_update_elem(&batch_held, &k, a, BPF_ANY);
-		break;
 	}
-	if (!free_block(&k) && !tree_overlap)
+	r = take_block(&k, &copy, false);
+	if (r == MT_TAKE_OK) {
+		if (e->kind == MT_BEV_HOLD)
+			bpf_map_update_elem(&batch_held, &k, &copy, BPF_ANY);
+		account_free(&copy);
+	} else if (r == MT_TAKE_NONE && !tree_overlap) {
 		count(MT_CNT_LOST_FREE_UNTRACKED, 1);
+	}
 }
 
 static long batch_one(__u64 i, struct batch *b)
@@ -2334,38 +2459,72 @@ static __always_inline bool fold_block(const struct mt_alloc_key *k, const struc
 	return true;
 }
 
-/* Release a block if its process is asked for: all its blocks, or those
- * of its images before exec_id, as frees; or, for a process that exited
- * (MT_PURGE_FOLD), its image's into folded, still outstanding. */
-static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_alloc *v, void *ctx)
+enum { PURGE_KEEP, PURGE_AS_FREE, PURGE_FOLDED };
+
+/* What a purge does with a block: release it if its process is asked
+ * for: all its blocks, or those of its images before exec_id, as frees;
+ * or, for a process that exited (MT_PURGE_FOLD), its image's into folded
+ * (done here), still outstanding. *rp: the request. */
+static __always_inline int purge_what(const struct mt_alloc_key *k, const struct mt_alloc *v,
+				      struct mt_purge_req **rp)
 {
 	struct mt_purge_key pk = { .tgid = k->tgid, .gen = k->gen };
 	struct mt_purge_req *r;
-	struct mt_alloc copy;
 
 	if (k->tgid == MT_KERNEL_TGID)
-		return 0;
+		return PURGE_KEEP;
 	r = bpf_map_lookup_elem(&purge_reqs, &pk);
 	if (!r)
-		return 0;
+		return PURGE_KEEP;
+	*rp = r;
 	/* an image after the exec's (its event not handled yet) keeps its own */
-	if (r->all != MT_PURGE_ALL && (__s32)(v->exec_id - r->exec_id) >= 0) {
+	if (r->all != MT_PURGE_ALL && (__s32)(v->exec_id - r->exec_id) >= 0)
 		/* one pass: a single purge_process runs at a time */
-		if (r->all == MT_PURGE_FOLD && fold_block(k, v) && !bpf_map_delete_elem(map, k))
-			r->purged++;
+		return r->all == MT_PURGE_FOLD && fold_block(k, v) ? PURGE_FOLDED :
+								     PURGE_KEEP;
+	return PURGE_AS_FREE;
+}
+
+/* The block is out of the books (removed): account for it. */
+static __always_inline void purge_done(int what, const struct mt_alloc *v,
+				       struct mt_purge_req *r)
+{
+	if (what == PURGE_AS_FREE)
+		account_free(v);
+	r->purged++;
+}
+
+static long purge_one(struct bpf_map *map, struct mt_alloc_key *k, struct mt_alloc *v, void *ctx)
+{
+	struct mt_purge_req *r = NULL;
+	struct mt_alloc copy = *v;
+	int what = purge_what(k, &copy, &r);
+
+	if (what != PURGE_KEEP && r && !bpf_map_delete_elem(map, k))
+		purge_done(what, &copy, r);
+	return 0;
+}
+
+static long purge_slot(struct bpf_map *map, __u32 *idx, struct mt_slot *s, void *ctx)
+{
+	struct mt_alloc_key k = { .tgid = s->tgid, .gen = s->gen, .addr = s->addr };
+	struct mt_purge_req *r = NULL;
+	struct mt_alloc copy = s->a;
+	int what;
+
+	if (k.addr <= MT_SLOT_BUSY)
 		return 0;
-	}
-	copy = *v;
-	if (!bpf_map_delete_elem(map, k)) {
-		account_free(&copy);
-		r->purged++;
-	}
+	what = purge_what(&k, &copy, &r);
+	if (what != PURGE_KEEP && r &&
+	    __sync_val_compare_and_swap(&s->addr, k.addr, 0) == k.addr)
+		purge_done(what, &copy, r);
 	return 0;
 }
 
 SEC("syscall")
 int purge_process(void *ctx)
 {
+	bpf_for_each_map_elem(&slots, purge_slot, NULL, 0);
 	bpf_for_each_map_elem(&allocs, purge_one, NULL, 0);
 	return 0;
 }

@@ -67,6 +67,7 @@ enum mt_counter {
 	MT_CNT_SIZE_FILTERED,	/* outside --min-size/--max-size */
 	MT_CNT_WALK_REUSED,	/* user stacks taken from a remembered walk (walk_memo) */
 	MT_CNT_UNWIND_REQUEST,	/* tables asked for (a file seen for the first time) */
+	MT_CNT_TABLE_FULL,	/* user blocks whose set of the block table was full */
 	MT_CNT__EVENTS,
 	MT_CNT_LOST_ALLOCS_FULL = MT_CNT__EVENTS, /* allocs map full */
 	MT_CNT_LOST_STATS_FULL,	/* per-stack stats map full */
@@ -105,6 +106,39 @@ struct mt_alloc {
 	__u32 owner_gen;	/* and its start time */
 	__u32 exec_id;		/* the owner's image (task self_exec_id): exec bumps it */
 };
+
+/*
+ * The block table: a set-associative table of user blocks (MT_SLOT_WAYS
+ * slots a set, chosen by the key's hash) in front of the allocs hash. A
+ * slot is claimed and freed with a compare-and-swap on addr (0: empty,
+ * MT_SLOT_BUSY: being filled), no lock and no memory allocation: a block
+ * that comes and goes costs far less than a hash insert and delete. A
+ * block whose set is full goes to the hash. Userspace maps it (read only).
+ */
+struct mt_slot {
+	__u64 addr;		/* 0 empty, MT_SLOT_BUSY, else the block's */
+	__u32 tgid;
+	__u32 gen;
+	struct mt_alloc a;
+	__u64 pad;		/* one cache line a slot */
+};
+
+#define MT_SLOT_BUSY 1
+#define MT_SLOT_WAYS 4
+#define MT_DEFAULT_SLOTS (1u << 17)	/* 8 MiB */
+
+#ifndef __bpf__
+/* The block table's slots for --max-allocs n: the largest power of two
+ * not above n, within [MT_SLOT_WAYS, MT_DEFAULT_SLOTS]. */
+static inline __u32 mt_slot_count(__u64 n)
+{
+	__u32 c = MT_DEFAULT_SLOTS;
+
+	while (c > MT_SLOT_WAYS && c > n)
+		c /= 2;
+	return c;
+}
+#endif
 
 /* Kernel allocations are keyed by this tgid and their address: they are
  * freed from any context. Their stack ids have the top bit set. */
@@ -376,6 +410,7 @@ struct mt_batch_stack {
 
 _Static_assert(sizeof(struct mt_alloc_key) == 16, "mt_alloc_key layout");
 _Static_assert(sizeof(struct mt_alloc) == 40, "mt_alloc layout");
+_Static_assert(sizeof(struct mt_slot) == 64, "mt_slot layout");
 _Static_assert(sizeof(struct mt_stats_key) == 16, "mt_stats_key layout");
 _Static_assert(sizeof(struct mt_stats) == 2 * 8, "mt_stats: __u64 counters only (summed per CPU)");
 _Static_assert(sizeof(struct mt_stack) == 8 + 8 * MT_MAX_DEPTH, "mt_stack layout");

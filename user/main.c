@@ -849,7 +849,7 @@ static int report(struct app *a, bool final)
 	};
 	struct mt_snapshot snap;
 	struct mt_report r;
-	uint64_t reused;
+	uint64_t reused, table_full;
 	size_t nprocs;
 	int err;
 
@@ -864,6 +864,7 @@ static int report(struct app *a, bool final)
 	}
 	nprocs = report_procs(a, &snap);
 	reused = snap.counters[MT_CNT_WALK_REUSED];
+	table_full = snap.counters[MT_CNT_TABLE_FULL];
 	err = mt_report__build(&snap, a->procs, nprocs, &o, &r);
 	mt_snapshot__clear(&snap);
 	if (err) {
@@ -889,6 +890,9 @@ static int report(struct app *a, bool final)
 	if (final && verbose && a->unwind)
 		fprintf(stderr, "memtrace: %llu user stacks were a remembered walk's, "
 				"checked word by word\n", (unsigned long long)reused);
+	if (final && verbose)
+		fprintf(stderr, "memtrace: %llu blocks found their set of the block table full "
+				"(kept in the hash)\n", (unsigned long long)table_full);
 	mt_report__clear(&r);
 	return 0;
 }
@@ -1645,6 +1649,8 @@ int main(int argc, char **argv)
 	to.memo_no_tags = getenv("MEMTRACE_TEST_MEMO_NO_TAGS") != NULL;
 	if (getenv("MEMTRACE_TEST_BATCH_KEYS"))
 		to.batch_keys = strtoul(getenv("MEMTRACE_TEST_BATCH_KEYS"), NULL, 10);
+	if (getenv("MEMTRACE_TEST_SLOTS"))
+		to.slots = strtoul(getenv("MEMTRACE_TEST_SLOTS"), NULL, 10);
 	if (getenv("MEMTRACE_TEST_STACK_HASH_BITS"))
 		to.stack_hash_mask = (1ULL << (atoi(getenv("MEMTRACE_TEST_STACK_HASH_BITS")) & 63)) - 1;
 	rc = MT_EXIT_RUNTIME;

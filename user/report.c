@@ -91,6 +91,36 @@ int mt_snapshot__add_allocs(struct mt_snapshot *s, const struct mt_alloc_entry *
 	return 0;
 }
 
+int mt_snapshot__add_slots(struct mt_snapshot *s, const struct mt_slot *slots, size_t n)
+{
+	size_t cap = s->nallocs;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct mt_slot *sl = &slots[i];
+		__u64 addr = __atomic_load_n(&sl->addr, __ATOMIC_ACQUIRE);
+		struct mt_alloc_entry e;
+
+		if (addr <= MT_SLOT_BUSY)
+			continue;
+		e.k = (struct mt_alloc_key){ .tgid = sl->tgid, .gen = sl->gen, .addr = addr };
+		e.v = sl->a;
+		/* the block is the one addr named only if addr stayed */
+		if (__atomic_load_n(&sl->addr, __ATOMIC_ACQUIRE) != addr)
+			continue;
+		if (s->nallocs == cap) {
+			size_t ncap = cap < 64 ? 64 : 2 * cap;
+			struct mt_alloc_entry *all = realloc(s->allocs, ncap * sizeof(*all));
+
+			if (!all)
+				return -ENOMEM;
+			s->allocs = all;
+			cap = ncap;
+		}
+		s->allocs[s->nallocs++] = e;
+	}
+	return 0;
+}
+
 uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts)
 {
 	uint64_t ticks, age;

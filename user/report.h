@@ -130,6 +130,11 @@ int mt_snapshot__add_stats(struct mt_snapshot *s, const struct mt_stat_entry *mo
  * stack) to a snapshot's. 0 or -ENOMEM. */
 int mt_snapshot__add_allocs(struct mt_snapshot *s, const struct mt_alloc_entry *more, size_t n);
 
+/* Add the live blocks of BPF's block table (n slots, mapped: it changes
+ * while read; a slot being filled or emptied is skipped) to a snapshot's.
+ * 0 or -ENOMEM. */
+int mt_snapshot__add_slots(struct mt_snapshot *s, const struct mt_slot *slots, size_t n);
+
 /* A block's time (mt_alloc.ts) as CLOCK_MONOTONIC ns, given both clocks
  * read at one moment (c->hz 0: it is ns already). */
 uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <limits.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <bpf/bpf.h>
@@ -56,6 +57,8 @@ struct mt_tracer {
 	int stats_err;		/* --bpf-stats: why it could not be enabled */
 	int stats_ncpu;		/* per-CPU stack totals: the CPUs; else 1 */
 	uint64_t peak;		/* highest outstanding total reported */
+	const struct mt_slot *slots;	/* the block table, mapped (or NULL) */
+	size_t nslots;
 	/* purges asked for, run together (mt_tracer__purge_run) */
 	struct mt_pairmap *purge_idx;	/* (tgid, gen) -> index in purges */
 	struct purge {
@@ -436,6 +439,14 @@ static bool have_kconfig(void)
 	return !access("/proc/config.gz", R_OK);
 }
 
+/* The block table's mapping: whole pages, as the kernel maps it. */
+static size_t slots_bytes(const struct mt_tracer *t)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	return (t->nslots * sizeof(struct mt_slot) + page - 1) / page * page;
+}
+
 int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 {
 	struct mt_tracer *t = calloc(1, sizeof(*t));
@@ -492,6 +503,9 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 		bpf_map__set_max_entries(t->skel->maps.walk_memo, 1);
 	}
 	bpf_map__set_max_entries(t->skel->maps.allocs, o->max_allocs);
+	t->nslots = o->slots ? mt_slot_count(o->slots) : mt_slot_count(o->max_allocs);
+	bpf_map__set_max_entries(t->skel->maps.slots, t->nslots);
+	t->skel->rodata->slot_mask = t->nslots - 1;
 	bpf_map__set_max_entries(t->skel->maps.stats, o->max_stacks);
 	t->stats_ncpu = stats_ncpu(o->max_stacks);
 	if (t->stats_ncpu == 1)
@@ -542,6 +556,13 @@ int mt_tracer__new(const struct mt_tracer_opts *o, struct mt_tracer **out)
 	err = memtrace_bpf__load(t->skel);
 	if (err)
 		goto cleanup;
+	t->slots = mmap(NULL, slots_bytes(t), PROT_READ, MAP_SHARED,
+			bpf_map__fd(t->skel->maps.slots), 0);
+	if (t->slots == MAP_FAILED) {
+		t->slots = NULL;
+		err = -errno;
+		goto cleanup;
+	}
 	/* needs CAP_SYS_ADMIN: without it, trace and say it was not measured */
 	if (o->bpf_stats && (t->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME)) < 0)
 		t->stats_err = -errno;
@@ -611,6 +632,8 @@ void mt_tracer__free(struct mt_tracer *t)
 	mt_unwind__free(t->unwind);
 	mt_pairmap__free(t->purge_idx);
 	free(t->purges);
+	if (t->slots)
+		munmap((void *)t->slots, slots_bytes(t));
 	memtrace_bpf__destroy(t->skel);
 	free(t);
 }
@@ -1169,6 +1192,8 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 		err = read_pairs(bpf_map__fd(t->skel->maps.allocs), sizeof(struct mt_alloc_key),
 				 sizeof(struct mt_alloc), 1, sizeof(struct mt_alloc_entry),
 				 (void **)&s->allocs, &s->nallocs);
+	if (!err && t->slots)
+		err = mt_snapshot__add_slots(s, t->slots, t->nslots);
 	if (!err)
 		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
 				 sizeof(struct mt_stats), t->stats_ncpu, sizeof(struct mt_stat_entry),

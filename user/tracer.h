@@ -29,6 +29,7 @@ struct mt_tracer_opts {
 	bool unwind_fp;		/* --unwind fp: no CFI unwinding */
 	uint64_t stack_hash_mask; /* tests: weaken the stack hash (0: full) */
 	uint32_t batch_keys;	/* tests: batch_stacks's size (0: by max_stacks) */
+	uint32_t slots;		/* tests: the block table's slots (0: by max_allocs) */
 	bool all;		/* -a: probes without PID filter, processes chosen in BPF */
 	pid_t self;		/* memtrace's own PID: never traced */
 	const char (*comms)[16]; /* --comm names */

@@ -376,3 +376,43 @@ Test(report, kept_blocks_report_as_the_blocks)
 	mt_report__clear(&rb);
 	free(b.allocs);
 }
+
+/* The block table's live slots join the blocks read from the hash: empty
+ * slots and one being filled (MT_SLOT_BUSY) are not blocks. */
+Test(report, table_slots_join_the_blocks)
+{
+	struct mt_slot slots[8] = {
+		[1] = { 0x1000, 200, 5, { 512, 3 * S, 0xC, 1, 200, 5, 0 } },
+		[2] = { MT_SLOT_BUSY, 200, 5, { 64, 4 * S, 0xC, 1, 200, 5, 0 } },
+		[6] = { 0x3000, 201, 7, { 100, 5 * S, 0xD, 1, 201, 7, 0 } },
+	};
+	struct mt_alloc_entry *hash = malloc(sizeof(*hash));
+	struct mt_snapshot s = { .allocs = hash, .nallocs = 1 };
+
+	cr_assert_not_null(hash);
+	hash[0] = (struct mt_alloc_entry){ { 200, 5, 0x2000 }, { 256, S, 0xC, 1, 200, 5, 0 } };
+	cr_assert_eq(mt_snapshot__add_slots(&s, slots, 8), 0);
+	cr_assert_eq(s.nallocs, 3);
+	cr_assert_eq(s.allocs[0].k.addr, 0x2000);
+	cr_assert_eq(s.allocs[1].k.addr, 0x1000);
+	cr_assert_eq(s.allocs[1].k.tgid, 200);
+	cr_assert_eq(s.allocs[1].k.gen, 5);
+	cr_assert_eq(s.allocs[1].v.size, 512);
+	cr_assert_eq(s.allocs[2].k.addr, 0x3000);
+	cr_assert_eq(s.allocs[2].k.tgid, 201);
+	cr_assert_eq(s.allocs[2].v.stack_id, 0xD);
+	/* more than one growth step */
+	{
+		struct mt_slot *many = calloc(1000, sizeof(*many));
+
+		cr_assert_not_null(many);
+		for (int i = 0; i < 1000; i += 2)
+			many[i] = (struct mt_slot){ 0x10000 + i * 16, 9, 1, { i, 0, 0xE, 1, 9, 1, 0 }, 0 };
+		cr_assert_eq(mt_snapshot__add_slots(&s, many, 1000), 0);
+		cr_assert_eq(s.nallocs, 503);
+		cr_assert_eq(s.allocs[502].k.addr, 0x10000 + 998 * 16);
+		cr_assert_eq(s.allocs[502].v.size, 998);
+		free(many);
+	}
+	free(s.allocs);
+}

@@ -18,3 +18,16 @@ Test(sizing, memo_entries)
 		cr_assert_leq(ncpu * n * 192, MT_MEMO_MAX_BYTES, "ncpu %llu", ncpu);
 	}
 }
+
+/* The block table: a power of two no larger than --max-allocs, at least
+ * one set, at most MT_DEFAULT_SLOTS */
+Test(sizing, slot_count)
+{
+	cr_assert_eq(mt_slot_count(MT_DEFAULT_MAX_ALLOCS), MT_DEFAULT_SLOTS);
+	cr_assert_eq(mt_slot_count(MT_DEFAULT_SLOTS), MT_DEFAULT_SLOTS);
+	cr_assert_eq(mt_slot_count(MT_DEFAULT_SLOTS - 1), MT_DEFAULT_SLOTS / 2);
+	cr_assert_eq(mt_slot_count(30), 16);
+	cr_assert_eq(mt_slot_count(4), MT_SLOT_WAYS);
+	cr_assert_eq(mt_slot_count(1), MT_SLOT_WAYS);
+	cr_assert_eq(mt_slot_count(0), MT_SLOT_WAYS);
+}
