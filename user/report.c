@@ -104,8 +104,10 @@ int mt_snapshot__add_slots(struct mt_snapshot *s, const struct mt_slot *slots, s
 			continue;
 		e.k = (struct mt_alloc_key){ .tgid = sl->tgid, .gen = sl->gen, .addr = addr };
 		e.v = sl->a;
-		/* the block is the one addr named only if addr stayed */
-		if (__atomic_load_n(&sl->addr, __ATOMIC_ACQUIRE) != addr)
+		/* the block is the one addr named only if addr stayed (the
+		 * fence keeps the copy before the second read) */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&sl->addr, __ATOMIC_RELAXED) != addr)
 			continue;
 		if (s->nallocs == cap) {
 			size_t ncap = cap < 64 ? 64 : 2 * cap;
