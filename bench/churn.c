@@ -2,7 +2,9 @@
 /*
  * malloc/free churn: each of T threads does N pairs of malloc(64)/free.
  * Prints the mean ns per pair (per thread), timed inside the program so
- * a tracer's start-up is not counted.  Usage: churn N [T]
+ * a tracer's start-up is not counted. HELD blocks of 48 bytes are
+ * allocated first and stay live (a program holding much memory: memtrace's
+ * block table full of them), untimed.  Usage: churn N [T [HELD]]
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -20,6 +22,12 @@ __attribute__((noinline)) static void churn_work(long n)
 		sink = p;
 		free(p);
 	}
+}
+
+__attribute__((noinline)) static void hold_blocks(long n)
+{
+	for (long i = 0; i < n; i++)
+		sink = malloc(48);
 }
 
 static void *worker(void *arg)
@@ -45,6 +53,7 @@ int main(int argc, char **argv)
 	pairs = argc > 1 ? atol(argv[1]) : 500000;
 	if (threads < 1 || threads > 64 || pairs < 1)
 		return 2;
+	hold_blocks(argc > 3 ? atol(argv[3]) : 0);
 	t0 = now_ns();
 	for (int i = 0; i < threads; i++)
 		pthread_create(&t[i], NULL, worker, NULL);

@@ -31,6 +31,7 @@ BENCH_BIN = os.path.join(BUILD, "bench")
 SIZES = {  # workload: (full, small)
     "churn1": (300000, 5000),
     "churn2": (300000, 5000),
+    "churn1-held": (300000, 5000),
     "sqlite": (50000, 300),
     "cxx": (5000, 20),
 }
@@ -39,6 +40,7 @@ TRACERS = ["none", "floor", "memtrace-fp", "memtrace", "sampled", "floor-preload
            "bpftrace", "heaptrack", "massif", "before"]
 # whose empty probes a tracer's "x floor" is counted in
 FLOOR_OF = {"preload": "floor-preload", "preload-sampled": "floor-preload", "batch": "floor-batch"}
+HELD = 500000  # churn1-held: more live blocks than memtrace's block table has slots
 BEFORE = None  # --before: another memtrace binary, default mode (A/B in one run)
 
 
@@ -68,6 +70,8 @@ def workload_cmd(name, n, tmp):
         return [os.path.join(BENCH_BIN, "churn"), str(n), "1"], None
     if name == "churn2":
         return [os.path.join(BENCH_BIN, "churn"), str(n // 2), "2"], None
+    if name == "churn1-held":  # 500,000 live blocks (1,000 small) held throughout
+        return [os.path.join(BENCH_BIN, "churn"), str(n), "1", str(HELD if n > 5000 else 1000)], None
     if name == "cxx":
         return [os.path.join(BENCH_BIN, "cxx_work"), str(n)], None
     if name == "sqlite":
