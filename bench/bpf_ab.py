@@ -17,6 +17,7 @@ ns a run on the 2-core VM; a churn pair is three runs).
 
     bench/bpf_ab.py --reps 12 build/memtrace /tmp/memtrace-before
     bench/bpf_ab.py --sqlite 20000 build/memtrace /tmp/memtrace-before
+    bench/bpf_ab.py --held 500000 --pairs 1000000 build/memtrace /tmp/memtrace-before
 """
 import argparse
 import json
@@ -47,6 +48,9 @@ def main():
     ap.add_argument("--reps", type=int, default=12)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--pairs", type=int, default=200000)
+    ap.add_argument("--held", type=int, default=0, metavar="N",
+                    help="churn holds N blocks throughout (bench/churn.c); they count "
+                         "as allocations in the figure")
     ap.add_argument("--sqlite", type=int, metavar="ROWS",
                     help="run sqlite3 on bench/run.py's script of ROWS rows instead of churn")
     a = ap.parse_args()
@@ -62,7 +66,8 @@ def main():
             cmd, what = [shutil.which("sqlite3") or "sqlite3", ":memory:"], "sqlite3"
         else:
             n = a.pairs // a.threads
-            cmd, what = [CHURN, str(n), str(a.threads)], f"churn, {a.threads} thread(s)"
+            cmd, what = [CHURN, str(n), str(a.threads), str(a.held)], \
+                f"churn, {a.threads} thread(s), {a.held} blocks held"
         for r in range(a.reps):
             for b in (a.binaries if r % 2 == 0 else a.binaries[::-1]):
                 res[b].append(one(b, cmd, stdin, out))

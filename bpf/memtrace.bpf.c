@@ -1386,6 +1386,58 @@ static __always_inline void slot_fill(struct mt_slot *s, const struct mt_alloc_k
 }
 
 /*
+ * Make room in a full set: move its oldest block, if it is older than
+ * MT_SLOT_OLD_MS, to allocs, and claim its slot (MT_SLOT_BUSY). A program
+ * that holds many blocks for long would otherwise fill the table with them
+ * and leave its short-lived ones to the hash; moved, each such block goes
+ * through the hash once. The block is in allocs before it leaves its
+ * slot, so a free on another CPU finds it in one or the other (userspace
+ * reads the table first and counts a block it finds in both once).
+ */
+static __always_inline struct mt_slot *slot_evict(__u32 set, __u64 now)
+{
+	/* MT_SLOT_OLD_MS in alloc_time's units, at least a tick */
+	__u64 age = CONFIG_HZ ? (CONFIG_HZ * MT_SLOT_OLD_MS + 999) / 1000 :
+				MT_SLOT_OLD_MS * 1000000ULL;
+	__u64 oldest_ts = now - age;
+	__u32 oldest = ~0u;
+	struct mt_alloc_key vk;
+	struct mt_alloc v;
+	struct mt_slot *s;
+
+	if (now < age)
+		return NULL;
+	for (__u32 i = 0; i < MT_SLOT_WAYS; i++) {
+		__u32 idx = set + i;
+
+		s = bpf_map_lookup_elem(&slots, &idx);
+		if (s && s->addr > MT_SLOT_BUSY && s->a.ts <= oldest_ts) {
+			oldest = idx;
+			oldest_ts = s->a.ts;
+		}
+	}
+	if (oldest == ~0u)
+		return NULL; /* all young (or being filled): the new block to allocs */
+	s = bpf_map_lookup_elem(&slots, &oldest);
+	if (!s)
+		return NULL;
+	vk = (struct mt_alloc_key){ .tgid = s->tgid, .gen = s->gen, .addr = s->addr };
+	v = s->a;
+	if (vk.addr <= MT_SLOT_BUSY || bpf_map_update_elem(&allocs, &vk, &v, BPF_NOEXIST))
+		return NULL;
+	if (__sync_val_compare_and_swap(&s->addr, vk.addr, MT_SLOT_BUSY) != vk.addr) {
+		/* freed from its slot this moment: the copy must go */
+		struct mt_alloc *c = bpf_map_lookup_elem(&allocs, &vk);
+
+		if (c && c->ts == v.ts && c->stack_id == v.stack_id)
+			bpf_map_delete_elem(&allocs, &vk);
+		return NULL;
+	}
+	count(MT_CNT_TABLE_MOVED, 1);
+	return s;
+}
+
+/*
  * A new block into its set; false if the set is full (it goes to allocs).
  * A block of the same key there is one whose free was never seen: it is
  * retired first, as record_block does with the hash's.
@@ -1420,8 +1472,13 @@ static __always_inline bool slot_put(const struct mt_alloc_key *k, const struct 
 		slot_fill(s, k, a);
 		return true;
 	}
-	if (empty == ~0u)
-		return false;
+	if (empty == ~0u) {
+		s = slot_evict(set, a->ts);
+		if (!s)
+			return false;
+		slot_fill(s, k, a);
+		return true;
+	}
 	s = bpf_map_lookup_elem(&slots, &empty);
 	/* another CPU may have claimed it since: then the hash */
 	if (!s || __sync_val_compare_and_swap(&s->addr, 0, MT_SLOT_BUSY))

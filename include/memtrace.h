@@ -68,6 +68,7 @@ enum mt_counter {
 	MT_CNT_WALK_REUSED,	/* user stacks taken from a remembered walk (walk_memo) */
 	MT_CNT_UNWIND_REQUEST,	/* tables asked for (a file seen for the first time) */
 	MT_CNT_TABLE_FULL,	/* user blocks whose set of the block table was full */
+	MT_CNT_TABLE_MOVED,	/* blocks moved out of the table to make room */
 	MT_CNT__EVENTS,
 	MT_CNT_LOST_ALLOCS_FULL = MT_CNT__EVENTS, /* allocs map full */
 	MT_CNT_LOST_STATS_FULL,	/* per-stack stats map full */
@@ -126,6 +127,7 @@ struct mt_slot {
 #define MT_SLOT_BUSY 1
 #define MT_SLOT_WAYS 4
 #define MT_DEFAULT_SLOTS (1u << 17)	/* 8 MiB */
+#define MT_SLOT_OLD_MS 10	/* a block this old makes room for a new one */
 
 #ifndef __bpf__
 /* The block table's slots for --max-allocs n: the largest power of two

@@ -849,7 +849,7 @@ static int report(struct app *a, bool final)
 	};
 	struct mt_snapshot snap;
 	struct mt_report r;
-	uint64_t reused, table_full;
+	uint64_t reused, table_full, table_moved;
 	size_t nprocs;
 	int err;
 
@@ -865,6 +865,7 @@ static int report(struct app *a, bool final)
 	nprocs = report_procs(a, &snap);
 	reused = snap.counters[MT_CNT_WALK_REUSED];
 	table_full = snap.counters[MT_CNT_TABLE_FULL];
+	table_moved = snap.counters[MT_CNT_TABLE_MOVED];
 	err = mt_report__build(&snap, a->procs, nprocs, &o, &r);
 	mt_snapshot__clear(&snap);
 	if (err) {
@@ -892,7 +893,8 @@ static int report(struct app *a, bool final)
 				"checked word by word\n", (unsigned long long)reused);
 	if (final && verbose)
 		fprintf(stderr, "memtrace: %llu blocks found their set of the block table full "
-				"(kept in the hash)\n", (unsigned long long)table_full);
+				"(kept in the hash), %llu older ones moved there to make room\n",
+			(unsigned long long)table_full, (unsigned long long)table_moved);
 	mt_report__clear(&r);
 	return 0;
 }

@@ -123,6 +123,56 @@ int mt_snapshot__add_slots(struct mt_snapshot *s, const struct mt_slot *slots, s
 	return 0;
 }
 
+static uint64_t block_key_hash(const struct mt_alloc_key *k)
+{
+	uint64_t h = k->addr ^ ((uint64_t)k->tgid << 32 | k->gen);
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 33);
+}
+
+int mt_snapshot__add_unique(struct mt_snapshot *s, const struct mt_alloc_entry *more, size_t n)
+{
+	size_t have = s->nallocs, cap = 16, kept = 0;
+	struct mt_alloc_entry *all;
+	uint32_t *idx = NULL;	/* open addressing: index + 1 of a block, 0 empty */
+
+	if (!have)
+		return mt_snapshot__add_allocs(s, more, n);
+	if (!n)
+		return 0;
+	while (cap < 2 * have)
+		cap *= 2;
+	all = realloc(s->allocs, (have + n) * sizeof(*all));
+	if (all)
+		s->allocs = all;
+	idx = calloc(cap, sizeof(*idx));
+	if (!all || !idx) {
+		free(idx);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < have; i++) {
+		size_t j = block_key_hash(&all[i].k) & (cap - 1);
+
+		while (idx[j])
+			j = (j + 1) & (cap - 1);
+		idx[j] = i + 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t j = block_key_hash(&more[i].k) & (cap - 1);
+		bool dup = false;
+
+		for (; idx[j] && !dup; j = (j + 1) & (cap - 1))
+			dup = !memcmp(&all[idx[j] - 1].k, &more[i].k, sizeof(more[i].k));
+		if (!dup)
+			all[have + kept++] = more[i];
+	}
+	s->nallocs = have + kept;
+	free(idx);
+	return 0;
+}
+
 uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts)
 {
 	uint64_t ticks, age;

@@ -135,6 +135,11 @@ int mt_snapshot__add_allocs(struct mt_snapshot *s, const struct mt_alloc_entry *
  * 0 or -ENOMEM. */
 int mt_snapshot__add_slots(struct mt_snapshot *s, const struct mt_slot *slots, size_t n);
 
+/* Add the blocks read from BPF's allocs map after its block table: a key
+ * the snapshot has already is a block BPF moved from the table to allocs
+ * while memtrace read them, and is counted once. 0 or -ENOMEM. */
+int mt_snapshot__add_unique(struct mt_snapshot *s, const struct mt_alloc_entry *more, size_t n);
+
 /* A block's time (mt_alloc.ts) as CLOCK_MONOTONIC ns, given both clocks
  * read at one moment (c->hz 0: it is ns already). */
 uint64_t mt_block_time_ns(const struct mt_clock *c, uint64_t ts);

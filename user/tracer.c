@@ -1185,15 +1185,24 @@ int mt_tracer__snapshot(struct mt_tracer *t, struct mt_snapshot *s)
 	int err;
 
 	memset(s, 0, sizeof(*s));
-	/* the live blocks first: BPF adds a block to allocs before its
-	 * stack's totals, so every block read has its totals (report.c) */
+	/* the live blocks first: BPF adds a block to the table or allocs
+	 * before its stack's totals, so every block read has its totals
+	 * (report.c). The table before allocs: a block BPF moves out of the
+	 * table is in allocs first, so it is read in one or both. */
 	err = read_counters(t, s->counters);
-	if (!err)
-		err = read_pairs(bpf_map__fd(t->skel->maps.allocs), sizeof(struct mt_alloc_key),
-				 sizeof(struct mt_alloc), 1, sizeof(struct mt_alloc_entry),
-				 (void **)&s->allocs, &s->nallocs);
 	if (!err && t->slots)
 		err = mt_snapshot__add_slots(s, t->slots, t->nslots);
+	if (!err) {
+		struct mt_alloc_entry *hash = NULL;
+		size_t nhash = 0;
+
+		err = read_pairs(bpf_map__fd(t->skel->maps.allocs), sizeof(struct mt_alloc_key),
+				 sizeof(struct mt_alloc), 1, sizeof(struct mt_alloc_entry),
+				 (void **)&hash, &nhash);
+		if (!err)
+			err = mt_snapshot__add_unique(s, hash, nhash);
+		free(hash);
+	}
 	if (!err)
 		err = read_pairs(bpf_map__fd(t->skel->maps.stats), sizeof(struct mt_stats_key),
 				 sizeof(struct mt_stats), t->stats_ncpu, sizeof(struct mt_stat_entry),

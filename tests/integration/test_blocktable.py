@@ -15,15 +15,20 @@ from conftest import assert_realloc_chain, by_function, memtrace, prog, reports
 TABLES = [None, "4"]
 
 
-def run(monkeypatch, slots, name, *opts):
+def run(monkeypatch, slots, name, *opts, moved=False):
+    """The final report, and how many blocks found their set full (and,
+    moved=True, how many were moved from the table to the hash)."""
     if slots:
         monkeypatch.setenv("MEMTRACE_TEST_SLOTS", slots)
     else:
         monkeypatch.delenv("MEMTRACE_TEST_SLOTS", raising=False)
     r = memtrace("--json", "-n", "0", "-v", *opts, "--", prog(name))
     assert r.returncode == 0, r.stderr
-    m = re.search(r"(\d+) blocks found their set of the block table full", r.stderr)
+    m = re.search(r"(\d+) blocks found their set of the block table full \(kept in the "
+                  r"hash\), (\d+) older ones moved there", r.stderr)
     assert m, r.stderr
+    if moved:
+        return reports(r.stdout)[-1], int(m.group(1)), int(m.group(2))
     return reports(r.stdout)[-1], int(m.group(1))
 
 
@@ -90,3 +95,21 @@ def test_unseen_free_retires_the_old_block(monkeypatch, slots):
     assert (g["alloc_count"], g["outstanding_count"], g["outstanding_bytes"]) == (4, 3, 300)
     assert rep["lost"]["free_missed"] == 1
     assert rep["lost"]["total"] == 1
+
+
+@pytest.mark.parametrize("slots", TABLES)
+def test_old_blocks_make_room(monkeypatch, slots):
+    """aging: blocks older than 10 ms are moved from a full set to the
+    hash to make room for new ones (4 slots: the first 4 young blocks move
+    old ones, the last 2 find only young ones and go to the hash); frees
+    find each block where it is, and a moved block is counted once."""
+    rep, full, moved = run(monkeypatch, slots, "aging", moved=True)
+    if slots:
+        assert moved >= 4 and full >= 4, (full, moved)
+    else:
+        assert (full, moved) == (0, 0)
+    g = by_function(rep["stacks"], "old_blocks")
+    assert (g["alloc_count"], g["outstanding_count"], g["outstanding_bytes"]) == (6, 4, 400)
+    g = by_function(rep["stacks"], "young_blocks")
+    assert (g["alloc_count"], g["outstanding_count"], g["outstanding_bytes"]) == (6, 4, 800)
+    assert rep["lost"]["total"] == 0

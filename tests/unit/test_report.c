@@ -416,3 +416,33 @@ Test(report, table_slots_join_the_blocks)
 	}
 	free(s.allocs);
 }
+
+/* A block BPF moved from the table to allocs while memtrace read them is
+ * in both reads: counted once. Other blocks of allocs are all added, also
+ * the same address of another process. */
+Test(report, moved_block_counted_once)
+{
+	struct mt_alloc_entry *table = malloc(2 * sizeof(*table));
+	struct mt_alloc_entry hash[] = {
+		{ { 200, 5, 0x2000 }, { 64, S, 0xC, 1, 200, 5, 0 } },	/* moved */
+		{ { 200, 5, 0x3000 }, { 32, S, 0xC, 1, 200, 5, 0 } },
+		{ { 201, 5, 0x2000 }, { 16, S, 0xD, 1, 201, 5, 0 } },	/* another process */
+		{ { 200, 6, 0x1000 }, { 8, S, 0xD, 1, 200, 6, 0 } },	/* a later one, same PID */
+	};
+	struct mt_snapshot s = { .allocs = table, .nallocs = 2 };
+	struct mt_snapshot e = { 0 };
+
+	cr_assert_not_null(table);
+	table[0] = (struct mt_alloc_entry){ { 200, 5, 0x1000 }, { 128, S, 0xC, 1, 200, 5, 0 } };
+	table[1] = (struct mt_alloc_entry){ { 200, 5, 0x2000 }, { 64, S, 0xC, 1, 200, 5, 0 } };
+	cr_assert_eq(mt_snapshot__add_unique(&s, hash, 4), 0);
+	cr_assert_eq(s.nallocs, 5);
+	cr_assert_eq(s.allocs[2].k.addr, 0x3000);
+	cr_assert_eq(s.allocs[3].k.tgid, 201);
+	cr_assert_eq(s.allocs[4].k.gen, 6);
+	free(s.allocs);
+	/* nothing from the table: all of allocs */
+	cr_assert_eq(mt_snapshot__add_unique(&e, hash, 4), 0);
+	cr_assert_eq(e.nallocs, 4);
+	free(e.allocs);
+}
