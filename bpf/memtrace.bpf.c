@@ -1392,7 +1392,10 @@ static __always_inline void slot_fill(struct mt_slot *s, const struct mt_alloc_k
  * and leave its short-lived ones to the hash; moved, each such block goes
  * through the hash once. The block is in allocs before it leaves its
  * slot, so a free on another CPU finds it in one or the other (userspace
- * reads the table first and counts a block it finds in both once).
+ * reads the table first and counts a block it finds in both once). Not
+ * covered: the block freed and its address given to a new block in the
+ * same slot between the copy and the claim, a few instructions here (the
+ * claim then moves the new block, and allocs keeps the old copy).
  */
 static __always_inline struct mt_slot *slot_evict(__u32 set, __u64 now)
 {
