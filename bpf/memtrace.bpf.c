@@ -1367,6 +1367,12 @@ static __always_inline void account_free(const struct mt_alloc *a)
 
 enum { MT_TAKE_NONE, MT_TAKE_OK, MT_TAKE_RACE };
 
+/* A block of the mmap kinds (--mmap): munmap's to take, not malloc's. */
+static __always_inline bool mapped_block(const struct mt_alloc *a)
+{
+	return a->stack_id & (MT_STACK_MMAP | MT_STACK_BRK);
+}
+
 /* The first slot of k's set. */
 static __always_inline __u32 slot_set(const struct mt_alloc_key *k)
 {
@@ -1386,8 +1392,9 @@ static __always_inline void slot_fill(struct mt_slot *s, const struct mt_alloc_k
 }
 
 /*
- * Make room in a full set: move its oldest block, if it is older than
- * MT_SLOT_OLD_MS, to allocs, and claim its slot (MT_SLOT_BUSY). A program
+ * Make room in a full set: move its oldest block (at slot oldest, when
+ * slot_put looked), if it is older than MT_SLOT_OLD_MS, to allocs, and
+ * claim its slot (MT_SLOT_BUSY). A program
  * that holds many blocks for long would otherwise fill the table with them
  * and leave its short-lived ones to the hash; moved, each such block goes
  * through the hash once. The block is in allocs before it leaves its
@@ -1397,36 +1404,25 @@ static __always_inline void slot_fill(struct mt_slot *s, const struct mt_alloc_k
  * same slot between the copy and the claim, a few instructions here (the
  * claim then moves the new block, and allocs keeps the old copy).
  */
-static __always_inline struct mt_slot *slot_evict(__u32 set, __u64 now)
+static __always_inline struct mt_slot *slot_evict(__u32 oldest, __u64 oldest_ts, __u64 now)
 {
 	/* MT_SLOT_OLD_MS in alloc_time's units, at least a tick */
 	__u64 age = CONFIG_HZ ? (CONFIG_HZ * MT_SLOT_OLD_MS + 999) / 1000 :
 				MT_SLOT_OLD_MS * 1000000ULL;
-	__u64 oldest_ts = now - age;
-	__u32 oldest = ~0u;
 	struct mt_alloc_key vk;
 	struct mt_alloc v;
 	struct mt_slot *s;
 
-	if (now < age)
-		return NULL;
-	for (__u32 i = 0; i < MT_SLOT_WAYS; i++) {
-		__u32 idx = set + i;
-
-		s = bpf_map_lookup_elem(&slots, &idx);
-		if (s && s->addr > MT_SLOT_BUSY && s->a.ts <= oldest_ts) {
-			oldest = idx;
-			oldest_ts = s->a.ts;
-		}
-	}
-	if (oldest == ~0u)
+	if (oldest == ~0u || now < age || oldest_ts > now - age)
 		return NULL; /* all young (or being filled): the new block to allocs */
 	s = bpf_map_lookup_elem(&slots, &oldest);
 	if (!s)
 		return NULL;
 	vk = (struct mt_alloc_key){ .tgid = s->tgid, .gen = s->gen, .addr = s->addr };
 	v = s->a;
-	if (vk.addr <= MT_SLOT_BUSY || bpf_map_update_elem(&allocs, &vk, &v, BPF_NOEXIST))
+	/* (the slot may hold another block by now) */
+	if (vk.addr <= MT_SLOT_BUSY || v.ts > now - age ||
+	    bpf_map_update_elem(&allocs, &vk, &v, BPF_NOEXIST))
 		return NULL;
 	if (__sync_val_compare_and_swap(&s->addr, vk.addr, MT_SLOT_BUSY) != vk.addr) {
 		/* freed from its slot this moment: the copy must go */
@@ -1447,7 +1443,8 @@ static __always_inline struct mt_slot *slot_evict(__u32 set, __u64 now)
  */
 static __always_inline bool slot_put(const struct mt_alloc_key *k, const struct mt_alloc *a)
 {
-	__u32 set = slot_set(k), empty = ~0u;
+	__u32 set = slot_set(k), empty = ~0u, oldest = ~0u;
+	__u64 oldest_ts = ~0ULL;
 	struct mt_slot *s;
 
 	for (__u32 i = 0; i < MT_SLOT_WAYS; i++) {
@@ -1464,8 +1461,13 @@ static __always_inline bool slot_put(const struct mt_alloc_key *k, const struct 
 				empty = idx;
 			continue;
 		}
-		if (addr != k->addr || s->tgid != k->tgid || s->gen != k->gen)
+		if (addr != k->addr || s->tgid != k->tgid || s->gen != k->gen) {
+			if (addr > MT_SLOT_BUSY && s->a.ts < oldest_ts) {
+				oldest = idx;
+				oldest_ts = s->a.ts;
+			}
 			continue;
+		}
 		old = s->a;
 		if (__sync_val_compare_and_swap(&s->addr, addr, MT_SLOT_BUSY) != addr)
 			continue; /* freed this moment */
@@ -1476,7 +1478,7 @@ static __always_inline bool slot_put(const struct mt_alloc_key *k, const struct 
 		return true;
 	}
 	if (empty == ~0u) {
-		s = slot_evict(set, a->ts);
+		s = slot_evict(oldest, oldest_ts, a->ts);
 		if (!s)
 			return false;
 		slot_fill(s, k, a);
@@ -1503,7 +1505,7 @@ static __always_inline int slot_take(const struct mt_alloc_key *k, struct mt_all
 		if (!s || s->addr != k->addr || s->tgid != k->tgid || s->gen != k->gen)
 			continue;
 		*out = s->a;
-		if (mapped && !(out->stack_id & (MT_STACK_MMAP | MT_STACK_BRK)))
+		if (mapped && !mapped_block(out))
 			return MT_TAKE_NONE;
 		if (__sync_val_compare_and_swap(&s->addr, k->addr, 0) == k->addr)
 			return MT_TAKE_OK;
@@ -1531,7 +1533,7 @@ static __always_inline int take_block(const struct mt_alloc_key *k, struct mt_al
 			return r;
 	}
 	a = bpf_map_lookup_elem(&allocs, k);
-	if (!a || (mapped && !(a->stack_id & (MT_STACK_MMAP | MT_STACK_BRK))))
+	if (!a || (mapped && !mapped_block(a)))
 		return MT_TAKE_NONE;
 	*out = *a;
 	return bpf_map_delete_elem(&allocs, k) ? MT_TAKE_RACE : MT_TAKE_OK;
