@@ -67,7 +67,8 @@ enum mt_counter {
 	MT_CNT_SIZE_FILTERED,	/* outside --min-size/--max-size */
 	MT_CNT_WALK_REUSED,	/* user stacks taken from a remembered walk (walk_memo) */
 	MT_CNT_UNWIND_REQUEST,	/* tables asked for (a file seen for the first time) */
-	MT_CNT_TABLE_FULL,	/* user blocks whose set of the block table was full */
+	MT_CNT_TABLE_FULL,	/* user blocks whose set of the block table was full
+				 * of blocks too young to move: into allocs */
 	MT_CNT_TABLE_MOVED,	/* blocks moved out of the table to make room */
 	MT_CNT__EVENTS,
 	MT_CNT_LOST_ALLOCS_FULL = MT_CNT__EVENTS, /* allocs map full */
@@ -114,7 +115,9 @@ struct mt_alloc {
  * slot is claimed and freed with a compare-and-swap on addr (0: empty,
  * MT_SLOT_BUSY: being filled), no lock and no memory allocation: a block
  * that comes and goes costs far less than a hash insert and delete. A
- * block whose set is full goes to the hash. Userspace maps it (read only).
+ * full set moves its oldest block to the hash if it is older than
+ * MT_SLOT_OLD_MS, else the new block goes there (bpf: slot_evict).
+ * Userspace maps it (read only).
  */
 struct mt_slot {
 	__u64 addr;		/* 0 empty, MT_SLOT_BUSY, else the block's */
