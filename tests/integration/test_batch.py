@@ -193,14 +193,17 @@ def test_exited_processes_keys_dropped():
 def test_slow_allocator_reported_while_it_runs():
     """slow allocates a block every 200 ms: each call hands over the
     previous one, older than the queue's age limit (0.1 s), so the reports
-    taken while it runs have all but its last block; without the limit
-    they would have none until it exits (a batch holds 1024 events)."""
+    taken while it idles have all but its last block; without the limit
+    they would have none until it exits (a batch holds 1024 events). The
+    last comes with the library's destructor at exit: a report taken
+    between that and memtrace seeing the exit may have it too."""
     r = memtrace("--json", "-n", "0", "-i", "1", "--batch", "--", prog("slow"))
     assert r.returncode == 0, r.stderr
     reps = reports(r.stdout)
     seen = [by_function(rep["stacks"], "slow_alloc")["alloc_count"] for rep in reps]
     assert len(seen) >= 3 and reps[-1]["final"], seen
-    assert max(seen[:-1]) == 5, seen
+    idle = [n for n in seen[:-1] if n >= 5]
+    assert idle and idle[0] == 5 and max(seen[:-1]) <= 6 and seen == sorted(seen), seen
     assert by_function(reps[-1]["stacks"], "slow_alloc")["outstanding_bytes"] == 6 * 700
 
 
